@@ -1,0 +1,37 @@
+// Instruction-set variants, CPU detection and the process-wide active kernel table.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace simdnorm {
+
+// Best first within each architecture.
+enum class Isa { avx512, avx2, neon, scalar };
+
+const char* isa_name(Isa isa) noexcept;
+
+// Parses "scalar", "avx2", "avx512", "neon" (case-insensitive). Returns false for anything else.
+bool parse_isa(const std::string& name, Isa* isa) noexcept;
+
+// Variants compiled into this binary, best first.
+std::vector<Isa> compiled_isas();
+
+// Compiled variants this CPU and operating system can run (cpuid + XGETBV on x86), best first.
+std::vector<Isa> supported_isas();
+
+bool isa_supported(Isa isa) noexcept;
+
+// The variant every operation currently uses (process-wide).
+Isa active_isa() noexcept;
+
+// Switches every operation to `isa` (process-wide). Throws std::invalid_argument when the variant
+// is not compiled in or the CPU cannot run it.
+void set_active_isa(Isa isa);
+
+// Selects the initial variant: the best supported one, or the SIMDNORM_ISA environment variable's
+// when it names a supported variant. Never throws; an unknown or unsupported request falls back to
+// the best variant and returns a message the caller should show as a warning (empty otherwise).
+std::string init_active_isa_from_env();
+
+}  // namespace simdnorm

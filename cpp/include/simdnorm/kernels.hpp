@@ -1,0 +1,81 @@
+// Kernel interface shared by every instruction-set variant.
+//
+// Every operation sees its input as a 3-D view (outer, mid, inner) whose `inner` elements are
+// contiguous (stride 1). `mid` is the reduced axis (LayerNorm / RMSNorm) or the channel axis
+// (BatchNorm). Two layouts follow from that:
+//   inner == 1  "rows":    each outer index owns a contiguous run of `mid` elements
+//                          (mid stride must be 1). LayerNorm over the last axes, NHWC / (N, F) BatchNorm.
+//   inner  > 1  "columns": the reduction runs over a strided axis and vectors run along `inner`.
+//                          LayerNorm with axis=(1,) on NCHW, NCHW BatchNorm.
+// Strides are in elements and may be negative. One args struct per operation keeps every ISA's
+// signature identical; the kernels are reached only through the dispatch table (simdnorm.hpp).
+//
+// Numerics (all variants): statistics are accumulated in double (float32 inputs are widened for
+// the first pass, so a constant input has an exact mean), the variance comes from a second pass
+// over d = x - m with the correction sum(d)^2 / n, and is clamped at 0. Outputs are computed as
+// ((x - m) - delta) * rstd where m is the mean rounded to T and delta the rounding remainder, so
+// float32 rows with a large common offset keep full precision and a constant row yields exactly
+// `bias`. NaN / Inf in x propagate to the affected rows / channels.
+#pragma once
+
+#include <cstddef>
+
+namespace simdnorm {
+
+// LayerNorm and RMSNorm forward. x, y viewed as (outer, mid, inner).
+template <class T>
+struct NormArgs {
+    const T* x = nullptr;
+    T* y = nullptr;
+    const T* weight = nullptr;  // length mid, contiguous; may be null
+    const T* bias = nullptr;    // length mid, contiguous; may be null; ignored by rms_norm
+    T* mean = nullptr;          // (outer, inner) contiguous; may be null; ignored by rms_norm
+    T* rstd = nullptr;          // (outer, inner) contiguous, 1/sqrt(var + eps); may be null
+    std::size_t outer = 0, mid = 0, inner = 1;
+    std::ptrdiff_t x_outer_stride = 0, x_mid_stride = 1;  // x_mid_stride must be 1 when inner == 1
+    std::ptrdiff_t y_outer_stride = 0, y_mid_stride = 1;  // y_mid_stride must be 1 when inner == 1
+    double eps = 1e-5;
+};
+
+// Per-channel batch statistics over (outer, inner) for every channel in `mid`.
+// Writes the mean and M2 = sum((x - mean)^2) of this block; its count is outer * inner.
+template <class T>
+struct BatchStatsArgs {
+    const T* x = nullptr;
+    std::size_t outer = 0, mid = 0, inner = 1;
+    std::ptrdiff_t x_outer_stride = 0, x_mid_stride = 1;  // x_mid_stride must be 1 when inner == 1
+    double* mean = nullptr;  // length mid
+    double* m2 = nullptr;    // length mid
+};
+
+// Per-channel affine map y = (x - center[c]) * scale[c] + offset[c]; center may be null (frozen
+// inference: y = x * scale + offset, one fused multiply-add). Subtracting the center first keeps
+// precision when x carries a large offset.
+template <class T>
+struct ChannelAffineArgs {
+    const T* x = nullptr;
+    T* y = nullptr;
+    const T* center = nullptr;  // length mid; may be null
+    const T* scale = nullptr;   // length mid
+    const T* offset = nullptr;  // length mid
+    std::size_t outer = 0, mid = 0, inner = 1;
+    std::ptrdiff_t x_outer_stride = 0, x_mid_stride = 1;  // mid strides must be 1 when inner == 1
+    std::ptrdiff_t y_outer_stride = 0, y_mid_stride = 1;
+};
+
+#define SIMDNORM_DECLARE_KERNELS(ns)                                        \
+    namespace ns {                                                          \
+    template <class T> void layer_norm(const NormArgs<T>&) noexcept;        \
+    template <class T> void rms_norm(const NormArgs<T>&) noexcept;          \
+    template <class T> void batch_stats(const BatchStatsArgs<T>&) noexcept; \
+    template <class T> void channel_affine(const ChannelAffineArgs<T>&) noexcept; \
+    }
+
+SIMDNORM_DECLARE_KERNELS(scalar)
+SIMDNORM_DECLARE_KERNELS(avx2)
+SIMDNORM_DECLARE_KERNELS(avx512)
+SIMDNORM_DECLARE_KERNELS(neon)
+
+#undef SIMDNORM_DECLARE_KERNELS
+
+}  // namespace simdnorm

@@ -1,0 +1,28 @@
+// Public C++ API of simdnorm: dispatched, multi-threaded operations.
+//
+// Each call makes one indirect call per work chunk into the active variant's kernel (isa.hpp).
+// Work is split across the internal thread pool only when it is large; chunking is fixed by the
+// shape alone, so results are bit-identical for every thread count.
+#pragma once
+
+#include <cstddef>
+
+#include "simdnorm/isa.hpp"
+#include "simdnorm/kernels.hpp"
+
+namespace simdnorm {
+
+template <class T> void layer_norm(const NormArgs<T>& args);
+template <class T> void rms_norm(const NormArgs<T>& args);
+
+// Statistics of the whole input: mean and M2 per channel, count = outer * inner.
+template <class T> void batch_stats(const BatchStatsArgs<T>& args);
+
+template <class T> void channel_affine(const ChannelAffineArgs<T>& args);
+
+// Threads used by large operations (process-wide). n >= 1; the default is the number of CPUs this
+// process may run on, or SIMDNORM_NUM_THREADS when set.
+void set_num_threads(int n);
+int get_num_threads() noexcept;
+
+}  // namespace simdnorm

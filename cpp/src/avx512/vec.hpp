@@ -1,0 +1,66 @@
+// AVX-512 vector types for the generic kernels (16 x float32, 8 x float64).
+// Built with -mavx512f -mavx512dq -mavx512bw -mavx512vl; included only by avx512/kernels.cpp.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace simdnorm::avx512 {
+namespace {
+
+template <class T> struct Vec;
+template <> struct Vec<float> { __m512 v; static constexpr std::size_t lanes = 16; };
+template <> struct Vec<double> { __m512d v; static constexpr std::size_t lanes = 8; };
+
+// Double-precision accumulator for one Vec<T> (float32 lanes are widened).
+template <class T> struct Acc;
+template <> struct Acc<float> { __m512d lo, hi; };
+template <> struct Acc<double> { __m512d v; };
+
+inline __mmask16 mask16(std::size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+inline __mmask8 mask8(std::size_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
+
+inline Vec<float> load(const float* p) { return {_mm512_loadu_ps(p)}; }
+inline Vec<double> load(const double* p) { return {_mm512_loadu_pd(p)}; }
+// Masked loads never touch memory past p + n (fault suppression), so tails are page-safe.
+inline Vec<float> load_partial(const float* p, std::size_t n) { return {_mm512_maskz_loadu_ps(mask16(n), p)}; }
+inline Vec<double> load_partial(const double* p, std::size_t n) { return {_mm512_maskz_loadu_pd(mask8(n), p)}; }
+inline void store(float* p, Vec<float> a) { _mm512_storeu_ps(p, a.v); }
+inline void store(double* p, Vec<double> a) { _mm512_storeu_pd(p, a.v); }
+inline void store_partial(float* p, Vec<float> a, std::size_t n) { _mm512_mask_storeu_ps(p, mask16(n), a.v); }
+inline void store_partial(double* p, Vec<double> a, std::size_t n) { _mm512_mask_storeu_pd(p, mask8(n), a.v); }
+inline Vec<float> splat(float s) { return {_mm512_set1_ps(s)}; }
+inline Vec<double> splat(double s) { return {_mm512_set1_pd(s)}; }
+
+inline Vec<float> operator+(Vec<float> a, Vec<float> b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline Vec<double> operator+(Vec<double> a, Vec<double> b) { return {_mm512_add_pd(a.v, b.v)}; }
+inline Vec<float> operator-(Vec<float> a, Vec<float> b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline Vec<double> operator-(Vec<double> a, Vec<double> b) { return {_mm512_sub_pd(a.v, b.v)}; }
+inline Vec<float> operator*(Vec<float> a, Vec<float> b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline Vec<double> operator*(Vec<double> a, Vec<double> b) { return {_mm512_mul_pd(a.v, b.v)}; }
+// a * b + c with one rounding.
+inline Vec<float> mul_add(Vec<float> a, Vec<float> b, Vec<float> c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+inline Vec<double> mul_add(Vec<double> a, Vec<double> b, Vec<double> c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+
+inline void acc_add(Acc<float>& acc, Vec<float> a) {
+    acc.lo = _mm512_add_pd(acc.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(a.v)));
+    acc.hi = _mm512_add_pd(acc.hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(a.v, 1)));
+}
+inline void acc_add(Acc<double>& acc, Vec<double> a) { acc.v = _mm512_add_pd(acc.v, a.v); }
+inline double acc_reduce(const Acc<float>& acc) { return _mm512_reduce_add_pd(_mm512_add_pd(acc.lo, acc.hi)); }
+inline double acc_reduce(const Acc<double>& acc) { return _mm512_reduce_add_pd(acc.v); }
+inline void acc_store(double* p, const Acc<float>& acc) { _mm512_storeu_pd(p, acc.lo); _mm512_storeu_pd(p + 8, acc.hi); }
+inline void acc_store(double* p, const Acc<double>& acc) { _mm512_storeu_pd(p, acc.v); }
+
+// Loads Vec<T>::lanes doubles and rounds them to T.
+template <class T> Vec<T> load_rounded(const double* p);
+template <> inline Vec<float> load_rounded<float>(const double* p) {
+    const __m256 lo = _mm512_cvtpd_ps(_mm512_loadu_pd(p));
+    const __m256 hi = _mm512_cvtpd_ps(_mm512_loadu_pd(p + 8));
+    return {_mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1)};
+}
+template <> inline Vec<double> load_rounded<double>(const double* p) { return {_mm512_loadu_pd(p)}; }
+
+}  // namespace
+}  // namespace simdnorm::avx512

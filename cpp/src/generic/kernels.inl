@@ -1,0 +1,259 @@
+// Generic kernel bodies (semantics documented in simdnorm/kernels.hpp). Included inside namespace
+// simdnorm::<isa> after that variant's vec.hpp and generic/reductions.inl.
+
+namespace {
+
+inline double inverse_std(double m2, double count, double eps) {
+    return 1.0 / std::sqrt(clamp_non_negative(m2 / count) + eps);
+}
+
+// y = (x - pivot) * rstd + shift  (Centered)   or   y = x * rstd  (not Centered),
+// then * weight and + bias per element when present. x and y may be the same row.
+template <class T, bool Centered, bool HasWeight, bool HasBias>
+void normalize_row(const T* x, T* y, std::size_t n, T pivot, T rstd, T shift, const T* weight, const T* bias) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    const V c = splat(pivot), r = splat(rstd), s = splat(shift);
+    auto apply = [&](V a, std::size_t i, std::size_t valid) {
+        V t = Centered ? mul_add(a - c, r, s) : a * r;
+        const bool full = valid == L;
+        if (HasWeight) {
+            const V w = full ? load(weight + i) : load_partial(weight + i, valid);
+            if (HasBias) {
+                t = mul_add(t, w, full ? load(bias + i) : load_partial(bias + i, valid));
+            } else {
+                t = t * w;
+            }
+        } else if (HasBias) {
+            t = t + (full ? load(bias + i) : load_partial(bias + i, valid));
+        }
+        return t;
+    };
+    std::size_t i = 0;
+    for (; i + L <= n; i += L) store(y + i, apply(load(x + i), i, L));
+    if (i < n) store_partial(y + i, apply(load_partial(x + i, n - i), i, n - i), n - i);
+}
+
+template <class T, bool Centered>
+void normalize_row_affine(const T* x, T* y, std::size_t n, T pivot, T rstd, T shift, const T* weight,
+                          const T* bias) {
+    if (weight && bias) return normalize_row<T, Centered, true, true>(x, y, n, pivot, rstd, shift, weight, bias);
+    if (weight) return normalize_row<T, Centered, true, false>(x, y, n, pivot, rstd, shift, weight, bias);
+    if (bias) return normalize_row<T, Centered, false, true>(x, y, n, pivot, rstd, shift, weight, bias);
+    normalize_row<T, Centered, false, false>(x, y, n, pivot, rstd, shift, weight, bias);
+}
+
+// Columns layout: per-lane pivot / rstd / shift vectors, weight and bias broadcast per row m.
+template <class T, bool Centered>
+void normalize_tile(const NormArgs<T>& a, std::size_t o, std::size_t lane, std::size_t vectors,
+                    std::size_t last_lanes, const double* pivot, const double* rstd, const double* shift) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    V c[kTileVectors] = {}, r[kTileVectors] = {}, s[kTileVectors] = {};
+    for (std::size_t v = 0; v < vectors; ++v) {
+        r[v] = load_rounded<T>(rstd + v * L);
+        if (Centered) {
+            c[v] = load_rounded<T>(pivot + v * L);
+            s[v] = load_rounded<T>(shift + v * L);
+        }
+    }
+    const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride + lane;
+    T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride + lane;
+    for (std::size_t m = 0; m < a.mid; ++m) {
+        const T* xm = x + static_cast<std::ptrdiff_t>(m) * a.x_mid_stride;
+        T* ym = y + static_cast<std::ptrdiff_t>(m) * a.y_mid_stride;
+        const V w = splat(a.weight ? a.weight[m] : T(1));
+        const V b = splat(a.bias ? a.bias[m] : T(0));
+        for (std::size_t v = 0; v < vectors; ++v) {
+            const V xv = load_tile(xm + v * L, v, vectors, last_lanes);
+            const V t = Centered ? mul_add(xv - c[v], r[v], s[v]) : xv * r[v];
+            store_tile(ym + v * L, mul_add(t, w, b), v, vectors, last_lanes);
+        }
+    }
+}
+
+template <class T>
+void layer_norm_rows(const NormArgs<T>& a) {
+    const double count = static_cast<double>(a.mid);
+    for (std::size_t o = 0; o < a.outer; ++o) {
+        const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
+        const Moments stats = row_moments(x, a.mid);
+        const double rstd = inverse_std(stats.m2, count, a.eps);
+        const T pivot = static_cast<T>(stats.mean);
+        const T shift = static_cast<T>(-(stats.mean - static_cast<double>(pivot)) * rstd);
+        if (a.mean) a.mean[o] = pivot;
+        if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
+        normalize_row_affine<T, true>(x, a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride, a.mid, pivot,
+                                      static_cast<T>(rstd), shift, a.weight, a.bias);
+    }
+}
+
+template <class T>
+void layer_norm_columns(const NormArgs<T>& a) {
+    constexpr std::size_t W = kTileVectors * Vec<T>::lanes;
+    const double count = static_cast<double>(a.mid);
+    for (std::size_t o = 0; o < a.outer; ++o) {
+        for_each_tile<T>(a.inner, [&](std::size_t lane, std::size_t vectors, std::size_t last_lanes) {
+            alignas(64) double mean[W], m2[W], rstd[W], shift[W];
+            const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride + lane;
+            tile_moments(x, vectors, last_lanes, a.mid, a.x_mid_stride, mean, m2);
+            const std::size_t valid = (vectors - 1) * Vec<T>::lanes + last_lanes;
+            for (std::size_t k = 0; k < vectors * Vec<T>::lanes; ++k) {
+                rstd[k] = inverse_std(m2[k], count, a.eps);
+                const double pivot = static_cast<double>(static_cast<T>(mean[k]));
+                shift[k] = -(mean[k] - pivot) * rstd[k];
+                mean[k] = pivot;
+            }
+            const std::size_t out = o * a.inner + lane;
+            for (std::size_t k = 0; k < valid; ++k) {
+                if (a.mean) a.mean[out + k] = static_cast<T>(mean[k]);
+                if (a.rstd) a.rstd[out + k] = static_cast<T>(rstd[k]);
+            }
+            normalize_tile<T, true>(a, o, lane, vectors, last_lanes, mean, rstd, shift);
+        });
+    }
+}
+
+template <class T>
+void rms_norm_rows(const NormArgs<T>& a) {
+    const double count = static_cast<double>(a.mid);
+    for (std::size_t o = 0; o < a.outer; ++o) {
+        const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
+        const double rstd = 1.0 / std::sqrt(row_sum_squares(x, a.mid) / count + a.eps);
+        if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
+        T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
+        if (a.weight) {
+            normalize_row<T, false, true, false>(x, y, a.mid, T(0), static_cast<T>(rstd), T(0), a.weight, nullptr);
+        } else {
+            normalize_row<T, false, false, false>(x, y, a.mid, T(0), static_cast<T>(rstd), T(0), nullptr, nullptr);
+        }
+    }
+}
+
+template <class T>
+void rms_norm_columns(const NormArgs<T>& a) {
+    constexpr std::size_t W = kTileVectors * Vec<T>::lanes;
+    const double count = static_cast<double>(a.mid);
+    for (std::size_t o = 0; o < a.outer; ++o) {
+        for_each_tile<T>(a.inner, [&](std::size_t lane, std::size_t vectors, std::size_t last_lanes) {
+            alignas(64) double rstd[W];
+            const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride + lane;
+            tile_sum_squares(x, vectors, last_lanes, a.mid, a.x_mid_stride, rstd);
+            const std::size_t valid = (vectors - 1) * Vec<T>::lanes + last_lanes;
+            for (std::size_t k = 0; k < vectors * Vec<T>::lanes; ++k) rstd[k] = 1.0 / std::sqrt(rstd[k] / count + a.eps);
+            if (a.rstd) {
+                for (std::size_t k = 0; k < valid; ++k) a.rstd[o * a.inner + lane + k] = static_cast<T>(rstd[k]);
+            }
+            normalize_tile<T, false>(a, o, lane, vectors, last_lanes, nullptr, rstd, nullptr);
+        });
+    }
+}
+
+template <class T, bool Centered>
+void channel_affine_impl(const ChannelAffineArgs<T>& a) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    if (a.inner == 1) {  // channels-last: vectors across channels
+        for (std::size_t o = 0; o < a.outer; ++o) {
+            const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
+            T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
+            std::size_t i = 0;
+            for (; i + L <= a.mid; i += L) {
+                const V xv = Centered ? load(x + i) - load(a.center + i) : load(x + i);
+                store(y + i, mul_add(xv, load(a.scale + i), load(a.offset + i)));
+            }
+            if (i < a.mid) {
+                const std::size_t n = a.mid - i;
+                const V xv = Centered ? load_partial(x + i, n) - load_partial(a.center + i, n) : load_partial(x + i, n);
+                store_partial(y + i, mul_add(xv, load_partial(a.scale + i, n), load_partial(a.offset + i, n)), n);
+            }
+        }
+        return;
+    }
+    for (std::size_t o = 0; o < a.outer; ++o) {  // channels-first: vectors along the contiguous inner run
+        for (std::size_t c = 0; c < a.mid; ++c) {
+            const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride;
+            T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride + static_cast<std::ptrdiff_t>(c) * a.y_mid_stride;
+            const V center = splat(Centered ? a.center[c] : T(0)), scale = splat(a.scale[c]), offset = splat(a.offset[c]);
+            std::size_t i = 0;
+            for (; i + 2 * L <= a.inner; i += 2 * L) {
+                const V x0 = Centered ? load(x + i) - center : load(x + i);
+                const V x1 = Centered ? load(x + i + L) - center : load(x + i + L);
+                store(y + i, mul_add(x0, scale, offset));
+                store(y + i + L, mul_add(x1, scale, offset));
+            }
+            for (; i + L <= a.inner; i += L) store(y + i, mul_add(Centered ? load(x + i) - center : load(x + i), scale, offset));
+            if (i < a.inner) {
+                const std::size_t n = a.inner - i;
+                const V xv = Centered ? load_partial(x + i, n) - center : load_partial(x + i, n);
+                store_partial(y + i, mul_add(xv, scale, offset), n);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+template <class T>
+void layer_norm(const NormArgs<T>& a) noexcept {
+    if (a.inner == 1) {
+        layer_norm_rows(a);
+    } else {
+        layer_norm_columns(a);
+    }
+}
+
+template <class T>
+void rms_norm(const NormArgs<T>& a) noexcept {
+    if (a.inner == 1) {
+        rms_norm_rows(a);
+    } else {
+        rms_norm_columns(a);
+    }
+}
+
+template <class T>
+void batch_stats(const BatchStatsArgs<T>& a) noexcept {
+    if (a.inner == 1) {  // channels-last: per-lane column reduction over the outer rows
+        constexpr std::size_t W = kTileVectors * Vec<T>::lanes;
+        for_each_tile<T>(a.mid, [&](std::size_t lane, std::size_t vectors, std::size_t last_lanes) {
+            alignas(64) double mean[W], m2[W];
+            tile_moments(a.x + lane, vectors, last_lanes, a.outer, a.x_outer_stride, mean, m2);
+            const std::size_t valid = (vectors - 1) * Vec<T>::lanes + last_lanes;
+            for (std::size_t k = 0; k < valid; ++k) {
+                a.mean[lane + k] = mean[k];
+                a.m2[lane + k] = m2[k];
+            }
+        });
+        return;
+    }
+    const double run = static_cast<double>(a.inner);
+    for (std::size_t c = 0; c < a.mid; ++c) {  // channels-first: merge the moments of each contiguous run
+        const T* x = a.x + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride;
+        Moments total = row_moments(x, a.inner);
+        for (std::size_t o = 1; o < a.outer; ++o) {
+            merge_moments(total, static_cast<double>(o) * run,
+                          row_moments(x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride, a.inner), run);
+        }
+        a.mean[c] = total.mean;
+        a.m2[c] = total.m2;
+    }
+}
+
+template <class T>
+void channel_affine(const ChannelAffineArgs<T>& a) noexcept {
+    if (a.center) {
+        channel_affine_impl<T, true>(a);
+    } else {
+        channel_affine_impl<T, false>(a);
+    }
+}
+
+template void layer_norm<float>(const NormArgs<float>&) noexcept;
+template void layer_norm<double>(const NormArgs<double>&) noexcept;
+template void rms_norm<float>(const NormArgs<float>&) noexcept;
+template void rms_norm<double>(const NormArgs<double>&) noexcept;
+template void batch_stats<float>(const BatchStatsArgs<float>&) noexcept;
+template void batch_stats<double>(const BatchStatsArgs<double>&) noexcept;
+template void channel_affine<float>(const ChannelAffineArgs<float>&) noexcept;
+template void channel_affine<double>(const ChannelAffineArgs<double>&) noexcept;

@@ -1,0 +1,267 @@
+// Generic reductions shared by every variant; included inside namespace simdnorm::<isa> after
+// that variant's vec.hpp, so each ISA gets its own copy compiled with its own flags.
+//
+// Accumulation scheme: T-precision vector accumulators take at most kFlushSteps additions per lane,
+// then are widened into double accumulators. The T-precision error therefore stays at a few ulps
+// of a 16-term partial sum, and everything above it is summed in double.
+
+namespace {
+
+constexpr std::size_t kFlushSteps = 16;
+// Elements per two-pass chunk of a contiguous run: both passes hit L1 (16 KiB of float32).
+constexpr std::size_t kRowChunk = 4096;
+// Rows per two-pass chunk of a strided column reduction.
+constexpr std::size_t kColumnChunk = 128;
+// Widest column tile, in vectors: independent accumulators hide the add latency.
+constexpr std::size_t kTileVectors = 4;
+
+inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+inline double clamp_non_negative(double v) { return v > 0.0 ? v : 0.0; }  // NaN -> stays NaN below
+
+struct Moments {
+    double mean, m2;  // m2 = sum of squared deviations from mean
+};
+
+// Chan et al.'s pairwise combination of (count, mean, m2); count_a + count_b > 0.
+inline void merge_moments(Moments& a, double count_a, const Moments& b, double count_b) {
+    const double count = count_a + count_b;
+    const double delta = b.mean - a.mean;
+    const double weight_b = count_b / count;
+    a.mean += delta * weight_b;
+    a.m2 += b.m2 + delta * delta * count_a * weight_b;
+}
+
+// sum(p[0..n))
+template <class T>
+double row_sum(const T* p, std::size_t n) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    Acc<T> total{};
+    std::size_t i = 0;
+    while (i + 4 * L <= n) {
+        V s0{}, s1{}, s2{}, s3{};
+        for (std::size_t step = 0; step < kFlushSteps && i + 4 * L <= n; ++step, i += 4 * L) {
+            s0 = s0 + load(p + i);
+            s1 = s1 + load(p + i + L);
+            s2 = s2 + load(p + i + 2 * L);
+            s3 = s3 + load(p + i + 3 * L);
+        }
+        acc_add(total, (s0 + s1) + (s2 + s3));
+    }
+    V s{};
+    for (; i + L <= n; i += L) s = s + load(p + i);
+    if (i < n) s = s + load_partial(p + i, n - i);
+    acc_add(total, s);
+    return acc_reduce(total);
+}
+
+// sum(d) and sum(d * d) with d = p[i] - pivot.
+template <class T>
+void row_centered_sums(const T* p, std::size_t n, T pivot, double* sum_d, double* sum_dd) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    const V c = splat(pivot);
+    Acc<T> total_d{}, total_dd{};
+    std::size_t i = 0;
+    while (i + 2 * L <= n) {
+        V d0{}, d1{}, q0{}, q1{};
+        for (std::size_t step = 0; step < kFlushSteps && i + 2 * L <= n; ++step, i += 2 * L) {
+            const V a = load(p + i) - c;
+            const V b = load(p + i + L) - c;
+            d0 = d0 + a;
+            d1 = d1 + b;
+            q0 = mul_add(a, a, q0);
+            q1 = mul_add(b, b, q1);
+        }
+        acc_add(total_d, d0 + d1);
+        acc_add(total_dd, q0 + q1);
+    }
+    V d{}, q{};
+    for (; i + L <= n; i += L) {
+        const V a = load(p + i) - c;
+        d = d + a;
+        q = mul_add(a, a, q);
+    }
+    if (i < n) {
+        // Inactive lanes of the partial load would hold -pivot: zero them through a lane buffer.
+        alignas(64) T lanes_buffer[L];
+        store(lanes_buffer, load_partial(p + i, n - i) - c);
+        for (std::size_t k = n - i; k < L; ++k) lanes_buffer[k] = T(0);
+        const V a = load(lanes_buffer);
+        d = d + a;
+        q = mul_add(a, a, q);
+    }
+    acc_add(total_d, d);
+    acc_add(total_dd, q);
+    *sum_d = acc_reduce(total_d);
+    *sum_dd = acc_reduce(total_dd);
+}
+
+// sum(p[i]^2)
+template <class T>
+double row_sum_squares(const T* p, std::size_t n) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    Acc<T> total{};
+    std::size_t i = 0;
+    while (i + 4 * L <= n) {
+        V s0{}, s1{}, s2{}, s3{};
+        for (std::size_t step = 0; step < kFlushSteps && i + 4 * L <= n; ++step, i += 4 * L) {
+            const V a = load(p + i), b = load(p + i + L), c = load(p + i + 2 * L), d = load(p + i + 3 * L);
+            s0 = mul_add(a, a, s0);
+            s1 = mul_add(b, b, s1);
+            s2 = mul_add(c, c, s2);
+            s3 = mul_add(d, d, s3);
+        }
+        acc_add(total, (s0 + s1) + (s2 + s3));
+    }
+    V s{};
+    for (; i + L <= n; i += L) {
+        const V a = load(p + i);
+        s = mul_add(a, a, s);
+    }
+    if (i < n) {
+        const V a = load_partial(p + i, n - i);
+        s = mul_add(a, a, s);
+    }
+    acc_add(total, s);
+    return acc_reduce(total);
+}
+
+// Mean and m2 of one contiguous chunk: corrected two-pass. The pivot is the first-pass mean
+// rounded to T; x - pivot is exact for x near the mean (Sterbenz), and sum(d) corrects the mean.
+template <class T>
+Moments chunk_moments(const T* p, std::size_t n) {
+    const double count = static_cast<double>(n);
+    const T pivot = static_cast<T>(row_sum(p, n) / count);
+    double sum_d = 0.0, sum_dd = 0.0;
+    row_centered_sums(p, n, pivot, &sum_d, &sum_dd);
+    return {static_cast<double>(pivot) + sum_d / count, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
+}
+
+// Mean and m2 of p[0..n), n > 0, in chunks of kRowChunk merged with Chan's formula (one read
+// from memory: the second pass of each chunk hits L1).
+template <class T>
+Moments row_moments(const T* p, std::size_t n) {
+    Moments total = chunk_moments(p, min_size(n, kRowChunk));
+    for (std::size_t start = kRowChunk; start < n; start += kRowChunk) {
+        const std::size_t len = min_size(n - start, kRowChunk);
+        merge_moments(total, static_cast<double>(start), chunk_moments(p + start, len), static_cast<double>(len));
+    }
+    return total;
+}
+
+// Loads vector v of a tile whose last vector has `last_lanes` valid lanes.
+template <class T>
+inline Vec<T> load_tile(const T* p, std::size_t v, std::size_t vectors, std::size_t last_lanes) {
+    return (v + 1 == vectors && last_lanes != Vec<T>::lanes) ? load_partial(p, last_lanes) : load(p);
+}
+template <class T>
+inline void store_tile(T* p, Vec<T> a, std::size_t v, std::size_t vectors, std::size_t last_lanes) {
+    if (v + 1 == vectors && last_lanes != Vec<T>::lanes) {
+        store_partial(p, a, last_lanes);
+    } else {
+        store(p, a);
+    }
+}
+
+// Per-lane mean and m2 of a tile of `vectors` vectors (at most kTileVectors; the last one has
+// last_lanes valid lanes) over `rows` rows `stride` elements apart. Chunks of kColumnChunk rows
+// take a corrected two-pass each and are merged per lane. mean/m2: vectors * lanes doubles.
+template <class T>
+void tile_moments(const T* p, std::size_t vectors, std::size_t last_lanes, std::size_t rows,
+                  std::ptrdiff_t stride, double* mean, double* m2) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    constexpr std::size_t W = kTileVectors * L;
+    alignas(64) double sums[W], sums_d[W], sums_dd[W];
+    for (std::size_t start = 0; start < rows; start += kColumnChunk) {
+        const std::size_t len = min_size(rows - start, kColumnChunk);
+        const T* chunk = p + static_cast<std::ptrdiff_t>(start) * stride;
+        // Pass 1: per-lane sums.
+        Acc<T> total[kTileVectors] = {};
+        for (std::size_t r = 0; r < len;) {
+            V s[kTileVectors] = {};
+            for (std::size_t step = 0; step < kFlushSteps && r < len; ++step, ++r) {
+                const T* row = chunk + static_cast<std::ptrdiff_t>(r) * stride;
+                for (std::size_t v = 0; v < vectors; ++v) s[v] = s[v] + load_tile(row + v * L, v, vectors, last_lanes);
+            }
+            for (std::size_t v = 0; v < vectors; ++v) acc_add(total[v], s[v]);
+        }
+        for (std::size_t v = 0; v < vectors; ++v) acc_store(sums + v * L, total[v]);
+        const double count = static_cast<double>(len);
+        for (std::size_t k = 0; k < vectors * L; ++k) sums[k] = static_cast<double>(static_cast<T>(sums[k] / count));
+        // Pass 2: per-lane sum(d), sum(d^2) around the rounded pivots.
+        V pivot[kTileVectors];
+        for (std::size_t v = 0; v < vectors; ++v) pivot[v] = load_rounded<T>(sums + v * L);
+        Acc<T> total_d[kTileVectors] = {}, total_dd[kTileVectors] = {};
+        for (std::size_t r = 0; r < len;) {
+            V d[kTileVectors] = {}, q[kTileVectors] = {};
+            for (std::size_t step = 0; step < kFlushSteps && r < len; ++step, ++r) {
+                const T* row = chunk + static_cast<std::ptrdiff_t>(r) * stride;
+                for (std::size_t v = 0; v < vectors; ++v) {
+                    const V a = load_tile(row + v * L, v, vectors, last_lanes) - pivot[v];
+                    d[v] = d[v] + a;
+                    q[v] = mul_add(a, a, q[v]);
+                }
+            }
+            for (std::size_t v = 0; v < vectors; ++v) {
+                acc_add(total_d[v], d[v]);
+                acc_add(total_dd[v], q[v]);
+            }
+        }
+        for (std::size_t v = 0; v < vectors; ++v) {
+            acc_store(sums_d + v * L, total_d[v]);
+            acc_store(sums_dd + v * L, total_dd[v]);
+        }
+        for (std::size_t k = 0; k < vectors * L; ++k) {
+            const Moments chunk_stats{sums[k] + sums_d[k] / count,
+                                      clamp_non_negative(sums_dd[k] - sums_d[k] * (sums_d[k] / count))};
+            if (start == 0) {
+                mean[k] = chunk_stats.mean;
+                m2[k] = chunk_stats.m2;
+            } else {
+                Moments merged{mean[k], m2[k]};
+                merge_moments(merged, static_cast<double>(start), chunk_stats, count);
+                mean[k] = merged.mean;
+                m2[k] = merged.m2;
+            }
+        }
+    }
+}
+
+// Per-lane sum of squares of a tile over `rows` rows `stride` elements apart.
+template <class T>
+void tile_sum_squares(const T* p, std::size_t vectors, std::size_t last_lanes, std::size_t rows,
+                      std::ptrdiff_t stride, double* sum_squares) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    Acc<T> total[kTileVectors] = {};
+    for (std::size_t r = 0; r < rows;) {
+        V s[kTileVectors] = {};
+        for (std::size_t step = 0; step < kFlushSteps && r < rows; ++step, ++r) {
+            const T* row = p + static_cast<std::ptrdiff_t>(r) * stride;
+            for (std::size_t v = 0; v < vectors; ++v) {
+                const V a = load_tile(row + v * L, v, vectors, last_lanes);
+                s[v] = mul_add(a, a, s[v]);
+            }
+        }
+        for (std::size_t v = 0; v < vectors; ++v) acc_add(total[v], s[v]);
+    }
+    for (std::size_t v = 0; v < vectors; ++v) acc_store(sum_squares + v * L, total[v]);
+}
+
+// Calls body(first_lane, vectors, last_lanes) for tiles covering `width` contiguous lanes.
+template <class T, class Body>
+void for_each_tile(std::size_t width, Body&& body) {
+    constexpr std::size_t L = Vec<T>::lanes;
+    std::size_t lane = 0;
+    for (; lane + kTileVectors * L <= width; lane += kTileVectors * L) body(lane, kTileVectors, L);
+    if (lane < width) {
+        const std::size_t rest = width - lane;
+        const std::size_t vectors = (rest + L - 1) / L;
+        body(lane, vectors, rest - (vectors - 1) * L);
+    }
+}
+
+}  // namespace

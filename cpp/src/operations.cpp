@@ -1,0 +1,193 @@
+// Public operations: split work into fixed chunks, run them through the active kernel table.
+// Compiled with baseline flags. Chunk boundaries depend on the shape only, never on the thread
+// count, so results are bit-identical for any number of threads.
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "dispatch.hpp"
+#include "simdnorm/simdnorm.hpp"
+#include "thread_pool.hpp"
+
+namespace simdnorm {
+namespace {
+
+// Below this many elements an operation runs on the calling thread: waking a worker costs a few
+// microseconds, more than the kernel itself on small inputs.
+constexpr std::size_t kMinParallelElements = std::size_t(1) << 16;
+// Target elements per task.
+constexpr std::size_t kTaskElements = std::size_t(1) << 15;
+
+std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+std::size_t max_size(std::size_t a, std::size_t b) { return a > b ? a : b; }
+
+// Runs task(first, count) over [0, n) in chunks of `chunk` (the last may be shorter), in parallel
+// when the whole operation is large.
+template <class Task>
+void run_chunked(std::size_t n, std::size_t chunk, std::size_t total_elements, const Task& task) {
+    const std::size_t tasks = ceil_div(n, chunk);
+    const bool parallel = total_elements >= kMinParallelElements && tasks > 1 && get_num_threads() > 1;
+    if (!parallel) {
+        task(0, n);
+        return;
+    }
+    parallel_for(tasks, [&](std::size_t i) {
+        const std::size_t first = i * chunk;
+        task(first, (first + chunk <= n) ? chunk : n - first);
+    });
+}
+
+// LayerNorm and RMSNorm share the splitting: rows of the outer axis, or lanes of the inner axis
+// when there is a single outer index (columns layout). Rows and lanes are independent, so any
+// split gives identical bits.
+template <class T>
+void run_norm(const NormArgs<T>& args, void (*kernel)(const NormArgs<T>&) noexcept) {
+    const std::size_t total = args.outer * args.mid * args.inner;
+    if (args.outer == 1 && args.inner > 1) {
+        const std::size_t chunk = max_size(64, ceil_div(kTaskElements, max_size(args.mid, 1)));
+        run_chunked(args.inner, chunk, total, [&](std::size_t first, std::size_t count) {
+            NormArgs<T> part = args;
+            part.x += first;
+            part.y += first;
+            part.mean = args.mean ? args.mean + first : nullptr;
+            part.rstd = args.rstd ? args.rstd + first : nullptr;
+            part.inner = count;
+            kernel(part);
+        });
+        return;
+    }
+    const std::size_t per_outer = max_size(args.mid * args.inner, 1);
+    const std::size_t chunk = max_size(1, kTaskElements / per_outer);
+    run_chunked(args.outer, chunk, total, [&](std::size_t first, std::size_t count) {
+        NormArgs<T> part = args;
+        part.x += static_cast<std::ptrdiff_t>(first) * args.x_outer_stride;
+        part.y += static_cast<std::ptrdiff_t>(first) * args.y_outer_stride;
+        part.mean = args.mean ? args.mean + first * args.inner : nullptr;
+        part.rstd = args.rstd ? args.rstd + first * args.inner : nullptr;
+        part.outer = count;
+        kernel(part);
+    });
+}
+
+template <class T>
+bool fill_empty_norm_stats(const NormArgs<T>& args) {
+    if (args.outer * args.mid * args.inner != 0 && args.mid != 0) return false;
+    if (args.mid == 0) {  // nothing to normalize over: undefined statistics, like numpy.mean([])
+        const std::size_t n = args.outer * args.inner;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (args.mean) args.mean[i] = std::numeric_limits<T>::quiet_NaN();
+            if (args.rstd) args.rstd[i] = std::numeric_limits<T>::quiet_NaN();
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+template <class T>
+void layer_norm(const NormArgs<T>& args) {
+    if (fill_empty_norm_stats(args)) return;
+    run_norm(args, active_table().get<T>().layer_norm);
+}
+
+template <class T>
+void rms_norm(const NormArgs<T>& args) {
+    if (fill_empty_norm_stats(args)) return;
+    run_norm(args, active_table().get<T>().rms_norm);
+}
+
+template <class T>
+void batch_stats(const BatchStatsArgs<T>& args) {
+    const std::size_t channels = args.mid;
+    if (channels == 0) return;
+    if (args.outer * args.inner == 0) {
+        for (std::size_t c = 0; c < channels; ++c) {
+            args.mean[c] = std::numeric_limits<double>::quiet_NaN();
+            args.m2[c] = std::numeric_limits<double>::quiet_NaN();
+        }
+        return;
+    }
+    const auto kernel = active_table().get<T>().batch_stats;
+    // Fixed blocks of outer rows; each block's moments are merged in order below.
+    const std::size_t per_outer = channels * args.inner;
+    const std::size_t block_rows = max_size(1, kTaskElements / per_outer);
+    const std::size_t blocks = ceil_div(args.outer, block_rows);
+    if (blocks == 1) {
+        run_chunked(channels, max_size(1, ceil_div(kTaskElements, args.outer * args.inner)), per_outer * args.outer,
+                    [&](std::size_t first, std::size_t count) {
+                        BatchStatsArgs<T> part = args;
+                        part.x += static_cast<std::ptrdiff_t>(first) * args.x_mid_stride;
+                        part.mid = count;
+                        part.mean = args.mean + first;
+                        part.m2 = args.m2 + first;
+                        kernel(part);
+                    });
+        return;
+    }
+    std::vector<double> block_mean(blocks * channels), block_m2(blocks * channels);
+    run_chunked(blocks, 1, per_outer * args.outer, [&](std::size_t first, std::size_t count) {
+        for (std::size_t b = first; b < first + count; ++b) {
+            BatchStatsArgs<T> part = args;
+            part.x += static_cast<std::ptrdiff_t>(b * block_rows) * args.x_outer_stride;
+            part.outer = (b + 1 < blocks) ? block_rows : args.outer - b * block_rows;
+            part.mean = block_mean.data() + b * channels;
+            part.m2 = block_m2.data() + b * channels;
+            kernel(part);
+        }
+    });
+    // Chan's combination, block by block in order.
+    const double block_count = static_cast<double>(block_rows * args.inner);
+    for (std::size_t c = 0; c < channels; ++c) {
+        double mean = block_mean[c], m2 = block_m2[c], count = block_count;
+        for (std::size_t b = 1; b < blocks; ++b) {
+            const double n_b = static_cast<double>(((b + 1 < blocks) ? block_rows : args.outer - b * block_rows) * args.inner);
+            const double total = count + n_b;
+            const double delta = block_mean[b * channels + c] - mean;
+            mean += delta * (n_b / total);
+            m2 += block_m2[b * channels + c] + delta * delta * count * (n_b / total);
+            count = total;
+        }
+        args.mean[c] = mean;
+        args.m2[c] = m2;
+    }
+}
+
+template <class T>
+void channel_affine(const ChannelAffineArgs<T>& args) {
+    const std::size_t total = args.outer * args.mid * args.inner;
+    if (total == 0) return;
+    const auto kernel = active_table().get<T>().channel_affine;
+    if (args.outer == 1 && args.inner > 1) {  // one sample, channels-first: split channels
+        run_chunked(args.mid, max_size(1, kTaskElements / args.inner), total, [&](std::size_t first, std::size_t count) {
+            ChannelAffineArgs<T> part = args;
+            part.x += static_cast<std::ptrdiff_t>(first) * args.x_mid_stride;
+            part.y += static_cast<std::ptrdiff_t>(first) * args.y_mid_stride;
+            part.center = args.center ? args.center + first : nullptr;
+            part.scale += first;
+            part.offset += first;
+            part.mid = count;
+            kernel(part);
+        });
+        return;
+    }
+    run_chunked(args.outer, max_size(1, kTaskElements / (args.mid * args.inner)), total,
+                [&](std::size_t first, std::size_t count) {
+                    ChannelAffineArgs<T> part = args;
+                    part.x += static_cast<std::ptrdiff_t>(first) * args.x_outer_stride;
+                    part.y += static_cast<std::ptrdiff_t>(first) * args.y_outer_stride;
+                    part.outer = count;
+                    kernel(part);
+                });
+}
+
+#define SIMDNORM_INSTANTIATE(T)                                  \
+    template void layer_norm<T>(const NormArgs<T>&);             \
+    template void rms_norm<T>(const NormArgs<T>&);               \
+    template void batch_stats<T>(const BatchStatsArgs<T>&);      \
+    template void channel_affine<T>(const ChannelAffineArgs<T>&);
+SIMDNORM_INSTANTIATE(float)
+SIMDNORM_INSTANTIATE(double)
+#undef SIMDNORM_INSTANTIATE
+
+}  // namespace simdnorm

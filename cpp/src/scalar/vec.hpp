@@ -1,0 +1,31 @@
+// One-lane "vectors" for the generic kernels: the portable reference variant, compiled for the
+// baseline architecture. Same algorithm and accumulation order per lane as the SIMD variants.
+#pragma once
+
+#include <cstddef>
+
+namespace simdnorm::scalar {
+namespace {
+
+template <class T> struct Vec { T v; static constexpr std::size_t lanes = 1; };
+template <class T> struct Acc { double v; };
+
+template <class T> inline Vec<T> load(const T* p) { return {*p}; }
+template <class T> inline Vec<T> load_partial(const T*, std::size_t) { return {T(0)}; }  // n < 1 lane: empty
+template <class T> inline void store(T* p, Vec<T> a) { *p = a.v; }
+template <class T> inline void store_partial(T*, Vec<T>, std::size_t) {}
+template <class T> inline Vec<T> splat(T s) { return {s}; }
+
+template <class T> inline Vec<T> operator+(Vec<T> a, Vec<T> b) { return {a.v + b.v}; }
+template <class T> inline Vec<T> operator-(Vec<T> a, Vec<T> b) { return {a.v - b.v}; }
+template <class T> inline Vec<T> operator*(Vec<T> a, Vec<T> b) { return {a.v * b.v}; }
+// Unfused a * b + c: the baseline has no FMA instruction and a libm fma call would be slow.
+template <class T> inline Vec<T> mul_add(Vec<T> a, Vec<T> b, Vec<T> c) { return {a.v * b.v + c.v}; }
+
+template <class T> inline void acc_add(Acc<T>& acc, Vec<T> a) { acc.v += static_cast<double>(a.v); }
+template <class T> inline double acc_reduce(const Acc<T>& acc) { return acc.v; }
+template <class T> inline void acc_store(double* p, const Acc<T>& acc) { *p = acc.v; }
+template <class T> inline Vec<T> load_rounded(const double* p) { return {static_cast<T>(*p)}; }
+
+}  // namespace
+}  // namespace simdnorm::scalar

@@ -1,0 +1,164 @@
+// Thread pool behind parallel_for. Compiled with baseline flags.
+#include "thread_pool.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
+#include "simdnorm/simdnorm.hpp"
+
+namespace simdnorm {
+namespace {
+
+int default_num_threads() {
+    if (const char* env = std::getenv("SIMDNORM_NUM_THREADS")) {
+        const int n = std::atoi(env);
+        if (n >= 1) return n;
+    }
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n >= 1) return n;
+    }
+#endif
+    const unsigned n = std::thread::hardware_concurrency();
+    return n >= 1 ? static_cast<int>(n) : 1;
+}
+
+class ThreadPool {
+public:
+    ~ThreadPool() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (std::thread& worker : workers_) worker.join();
+    }
+
+    void run(std::size_t tasks, const std::function<void(std::size_t)>& task, int threads) {
+        std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+        const std::size_t helpers = threads > 1 ? static_cast<std::size_t>(threads - 1) : 0;
+        if (!busy.owns_lock() || helpers == 0 || tasks <= 1) {
+            for (std::size_t i = 0; i < tasks; ++i) task(i);
+            return;
+        }
+        ensure_workers(helpers);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            task_ = &task;
+            tasks_ = tasks;
+            next_.store(0, std::memory_order_relaxed);
+            active_helpers_ = helpers < tasks - 1 ? helpers : tasks - 1;
+            pending_helpers_ = active_helpers_;
+            ++generation_;
+        }
+        wake_.notify_all();
+        drain();
+        std::unique_lock<std::mutex> lock(mutex_);
+        done_.wait(lock, [&] { return pending_helpers_ == 0; });
+        task_ = nullptr;
+    }
+
+private:
+    void drain() {
+        for (std::size_t i = next_.fetch_add(1); i < tasks_; i = next_.fetch_add(1)) (*task_)(i);
+    }
+
+    void ensure_workers(std::size_t count) {
+        std::uint64_t current;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            current = generation_;
+        }
+        while (workers_.size() < count) {
+            const std::size_t index = workers_.size();
+            workers_.emplace_back([this, index, current] { worker_loop(index, current); });
+        }
+    }
+
+    // `seen`: the generation current when the worker was created; it waits for the next one.
+    void worker_loop(std::size_t index, std::uint64_t seen) {
+        for (;;) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+            if (stopping_) return;
+            seen = generation_;
+            if (index >= active_helpers_) continue;  // not needed for this job
+            lock.unlock();
+            drain();
+            lock.lock();
+            if (--pending_helpers_ == 0) done_.notify_one();
+        }
+    }
+
+    std::mutex run_mutex_;  // one parallel job at a time
+    std::mutex mutex_;
+    std::condition_variable wake_, done_;
+    std::vector<std::thread> workers_;
+    const std::function<void(std::size_t)>* task_ = nullptr;
+    std::size_t tasks_ = 0;
+    std::atomic<std::size_t> next_{0};
+    std::size_t active_helpers_ = 0, pending_helpers_ = 0;
+    std::uint64_t generation_ = 0;
+    bool stopping_ = false;
+};
+
+std::atomic<int> g_num_threads{0};
+ThreadPool* g_pool = nullptr;  // leaked on purpose: joining threads at exit can deadlock
+std::once_flag g_pool_once;
+
+void reset_after_fork() {
+    g_pool = new ThreadPool();  // the parent's workers do not exist in the child
+}
+
+ThreadPool& pool() {
+    std::call_once(g_pool_once, [] {
+        g_pool = new ThreadPool();
+#if defined(__unix__) || defined(__APPLE__)
+        pthread_atfork(nullptr, nullptr, &reset_after_fork);
+#endif
+    });
+    return *g_pool;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+    if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " + std::to_string(n));
+    g_num_threads.store(n, std::memory_order_relaxed);
+}
+
+int get_num_threads() noexcept {
+    int n = g_num_threads.load(std::memory_order_relaxed);
+    if (n == 0) {
+        n = default_num_threads();
+        int expected = 0;
+        g_num_threads.compare_exchange_strong(expected, n, std::memory_order_relaxed);
+        n = g_num_threads.load(std::memory_order_relaxed);
+    }
+    return n;
+}
+
+void parallel_for(std::size_t tasks, const std::function<void(std::size_t)>& task) {
+    const int threads = get_num_threads();
+    if (threads <= 1 || tasks <= 1) {
+        for (std::size_t i = 0; i < tasks; ++i) task(i);
+        return;
+    }
+    pool().run(tasks, task, threads);
+}
+
+}  // namespace simdnorm
