@@ -1,0 +1,22 @@
+// The simdnorm._core extension module: registers each topic's bindings.
+#include <pybind11/pybind11.h>
+
+#include "simdnorm/isa.hpp"
+
+namespace py = pybind11;
+
+namespace simdnorm::bindings {
+void register_norms(py::module_& m);
+void register_batch_norm(py::module_& m);
+void register_dispatch(py::module_& m);
+}  // namespace simdnorm::bindings
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "simdnorm's compiled core: dispatched SIMD normalization kernels.";
+    m.attr("__version__") = SIMDNORM_VERSION;
+    // The package's __init__ shows this as a RuntimeWarning: importing must never fail because of the CPU.
+    m.attr("_isa_init_warning") = simdnorm::init_active_isa_from_env();
+    simdnorm::bindings::register_dispatch(m);
+    simdnorm::bindings::register_norms(m);
+    simdnorm::bindings::register_batch_norm(m);
+}

@@ -1,0 +1,270 @@
+// batch_norm, batch_stats, fold_batch_norm, scale_shift.
+#include <cmath>
+#include <vector>
+
+#include "array_args.hpp"
+#include "call_layout.hpp"
+#include "docstrings.hpp"
+#include "simdnorm/simdnorm.hpp"
+
+namespace simdnorm::bindings {
+namespace {
+
+using namespace pybind11::literals;
+
+// Running statistics: 1-D float32/float64 arrays of length `channels`, updated in place.
+py::array running_array(py::handle obj, const char* name, std::size_t channels, bool writable) {
+    if (obj.is_none()) return null_array();
+    if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a NumPy array or None");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<float>()) && !a.dtype().is(py::dtype::of<double>())) {
+        throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + dtype_name(a));
+    }
+    if (a.ndim() != 1 || static_cast<std::size_t>(a.shape(0)) != channels) {
+        throw py::value_error(std::string(name) + " must have shape (" + std::to_string(channels) +
+                              ",) (one value per channel)");
+    }
+    if (writable && !a.writeable()) throw py::value_error(std::string(name) + " is read-only but training updates it");
+    if (writable && !(a.flags() & py::array::c_style)) {
+        throw py::value_error(std::string(name) + " must be contiguous to be updated in place");
+    }
+    return a;
+}
+
+double element(const py::array& a, std::size_t i) {
+    const char* p = static_cast<const char*>(a.data()) + static_cast<py::ssize_t>(i) * a.strides(0);
+    return a.itemsize() == 4 ? double(*reinterpret_cast<const float*>(p)) : *reinterpret_cast<const double*>(p);
+}
+
+void set_element(py::array& a, std::size_t i, double v) {
+    char* p = static_cast<char*>(a.mutable_data()) + static_cast<py::ssize_t>(i) * a.strides(0);
+    if (a.itemsize() == 4) {
+        *reinterpret_cast<float*>(p) = static_cast<float>(v);
+    } else {
+        *reinterpret_cast<double*>(p) = v;
+    }
+}
+
+double param_value(const py::array& a, std::size_t i, double fallback) { return a ? element(a, i) : fallback; }
+
+void check_running_var(const py::array& running_mean, const py::array& running_var) {
+    for (py::ssize_t c = 0; c < running_var.shape(0); ++c) {
+        const double m = element(running_mean, static_cast<std::size_t>(c)), v = element(running_var, static_cast<std::size_t>(c));
+        if (!std::isfinite(m)) throw py::value_error("running_mean must be finite, channel " + std::to_string(c) + " is not");
+        if (!std::isfinite(v) || v < 0.0) {
+            throw py::value_error("running_var must be finite and >= 0, channel " + std::to_string(c) + " is not");
+        }
+    }
+}
+
+std::size_t channel_count(const py::array& x, const std::vector<char>& axes) {
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+        if (axes[i]) return static_cast<std::size_t>(x.shape(static_cast<py::ssize_t>(i)));
+    }
+    return 0;
+}
+
+// y = (x - center) * scale + offset per channel, through the dispatched kernel.
+template <class T>
+void apply_channel_affine(const CallLayout& call, const std::vector<T>* center, const std::vector<T>& scale,
+                          const std::vector<T>& offset) {
+    ChannelAffineArgs<T> a;
+    a.x = static_cast<const T*>(call.x.data());
+    a.y = static_cast<T*>(py::array(call.y).mutable_data());
+    a.center = center ? center->data() : nullptr;
+    a.scale = scale.data();
+    a.offset = offset.data();
+    a.outer = call.x_layout.outer;
+    a.mid = call.x_layout.mid;
+    a.inner = call.x_layout.inner;
+    a.x_outer_stride = call.x_layout.outer_stride;
+    a.x_mid_stride = call.x_layout.mid_stride;
+    a.y_outer_stride = call.y_layout.outer_stride;
+    a.y_mid_stride = call.y_layout.mid_stride;
+    if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
+        py::gil_scoped_release nogil;
+        simdnorm::channel_affine(a);
+    } else {
+        simdnorm::channel_affine(a);
+    }
+}
+
+template <class T>
+void compute_batch_stats(const CallLayout& call, std::vector<double>& mean, std::vector<double>& m2) {
+    BatchStatsArgs<T> a;
+    a.x = static_cast<const T*>(call.x.data());
+    a.outer = call.x_layout.outer;
+    a.mid = call.x_layout.mid;
+    a.inner = call.x_layout.inner;
+    a.x_outer_stride = call.x_layout.outer_stride;
+    a.x_mid_stride = call.x_layout.mid_stride;
+    a.mean = mean.data();
+    a.m2 = m2.data();
+    py::gil_scoped_release nogil;
+    simdnorm::batch_stats(a);
+}
+
+// Normalization with per-channel mean / inverse std, keeping precision for large means: the
+// center is the mean rounded to T and the rounding remainder is folded into the offset.
+template <class T>
+void normalize_channels(const CallLayout& call, const std::vector<double>& mean, const std::vector<double>& inv_std,
+                        const py::array& weight, const py::array& bias) {
+    const std::size_t channels = mean.size();
+    std::vector<T> center(channels), scale(channels), offset(channels);
+    for (std::size_t c = 0; c < channels; ++c) {
+        center[c] = static_cast<T>(mean[c]);
+        const double s = inv_std[c] * param_value(weight, c, 1.0);
+        scale[c] = static_cast<T>(s);
+        offset[c] = static_cast<T>(param_value(bias, c, 0.0) - (mean[c] - double(center[c])) * s);
+    }
+    apply_channel_affine<T>(call, &center, scale, offset);
+}
+
+py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle running_var_obj, py::handle weight_obj,
+                      py::handle bias_obj, bool training, double momentum, double eps, py::handle axis, py::handle out) {
+    const py::array x = input_array(x_obj, "x");
+    const std::vector<char> axes = single_axis(axis, static_cast<std::size_t>(x.ndim()), 2, "batch_norm");
+    const std::size_t channels = channel_count(x, axes);
+    check_eps(eps);
+    const std::vector<py::ssize_t> param_shape{static_cast<py::ssize_t>(channels)};
+    const py::array weight = param_array(weight_obj, "weight", x, param_shape);
+    const py::array bias = param_array(bias_obj, "bias", x, param_shape);
+    py::array running_mean = running_array(running_mean_obj, "running_mean", channels, training);
+    py::array running_var = running_array(running_var_obj, "running_var", channels, training);
+    if (static_cast<bool>(running_mean) != static_cast<bool>(running_var)) {
+        throw py::value_error("running_mean and running_var must be given together (or both None)");
+    }
+    const std::size_t count = channels ? static_cast<std::size_t>(x.size()) / channels : 0;
+    if (training) {
+        if (!std::isfinite(momentum) || momentum < 0.0 || momentum > 1.0) {
+            throw py::value_error("momentum must be a number in [0, 1], got " + std::to_string(momentum));
+        }
+        if (count == 1) {
+            throw py::value_error("Expected more than 1 value per channel when training, got input size " +
+                                  std::string(py::str(x.attr("shape"))) +
+                                  "; for one sample at a time use streaming statistics (simdnorm.RunningStats)");
+        }
+    } else {
+        if (!running_mean) throw py::value_error("running_mean and running_var are required when training=False");
+        check_running_var(running_mean, running_var);
+    }
+    const CallLayout call = resolve_call_layout(x, axes, out);
+    if (count == 0 || channels == 0) {  // empty batch: empty output, running statistics untouched
+        finish_call(call);
+        return call.result;
+    }
+    std::vector<double> mean(channels), m2(channels), inv_std(channels);
+    const bool f32 = dtype_of(x) == Dtype::f32;
+    if (training) {
+        f32 ? compute_batch_stats<float>(call, mean, m2) : compute_batch_stats<double>(call, mean, m2);
+        for (std::size_t c = 0; c < channels; ++c) inv_std[c] = 1.0 / std::sqrt(m2[c] / double(count) + eps);
+    } else {
+        for (std::size_t c = 0; c < channels; ++c) {
+            mean[c] = element(running_mean, c);
+            inv_std[c] = 1.0 / std::sqrt(element(running_var, c) + eps);
+        }
+    }
+    f32 ? normalize_channels<float>(call, mean, inv_std, weight, bias)
+        : normalize_channels<double>(call, mean, inv_std, weight, bias);
+    finish_call(call);
+    if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance
+        for (std::size_t c = 0; c < channels; ++c) {
+            const double unbiased = m2[c] / double(count - 1);
+            set_element(running_mean, c, (1.0 - momentum) * element(running_mean, c) + momentum * mean[c]);
+            set_element(running_var, c, (1.0 - momentum) * element(running_var, c) + momentum * unbiased);
+        }
+    }
+    return call.result;
+}
+
+py::tuple batch_stats(py::handle x_obj, py::handle axis) {
+    const py::array x = input_array(x_obj, "x");
+    const std::vector<char> axes = single_axis(axis, static_cast<std::size_t>(x.ndim()), 1, "batch_stats");
+    const std::size_t channels = channel_count(x, axes);
+    const std::size_t count = channels ? static_cast<std::size_t>(x.size()) / channels : 0;
+    Layout layout;
+    py::array source = x;
+    if (!describe_layout(x, axes, &layout)) {
+        source = ascontiguous(move_axes_to_end(x, axes));
+        std::vector<char> last(axes.size(), 0);
+        last.back() = 1;
+        describe_layout(source, last, &layout);
+    }
+    CallLayout call;
+    call.x = source;
+    call.x_layout = layout;
+    std::vector<double> mean(channels), m2(channels);
+    if (dtype_of(x) == Dtype::f32) {
+        compute_batch_stats<float>(call, mean, m2);
+    } else {
+        compute_batch_stats<double>(call, mean, m2);
+    }
+    py::array_t<double> mean_out(static_cast<py::ssize_t>(channels)), var_out(static_cast<py::ssize_t>(channels));
+    for (std::size_t c = 0; c < channels; ++c) {
+        mean_out.mutable_at(c) = mean[c];
+        var_out.mutable_at(c) = m2[c] / double(count);  // NaN for an empty batch, as numpy.var
+    }
+    return py::make_tuple(mean_out, var_out, count);
+}
+
+py::tuple fold_batch_norm(py::handle running_mean_obj, py::handle running_var_obj, py::handle weight_obj,
+                          py::handle bias_obj, double eps) {
+    check_eps(eps);
+    const py::array running_mean = input_array(running_mean_obj, "running_mean");
+    if (running_mean.ndim() != 1) throw py::value_error("running_mean must be 1-D (one value per channel)");
+    const std::size_t channels = static_cast<std::size_t>(running_mean.shape(0));
+    const py::array running_var = running_array(running_var_obj, "running_var", channels, false);
+    if (!running_var) throw py::value_error("running_var is required");
+    if (!running_var.dtype().is(running_mean.dtype())) {
+        throw py::type_error("running_var must have the dtype of running_mean (" + dtype_name(running_mean) + ")");
+    }
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channels)};
+    const py::array weight = param_array(weight_obj, "weight", running_mean, shape);
+    const py::array bias = param_array(bias_obj, "bias", running_mean, shape);
+    check_running_var(running_mean, running_var);
+    py::array scale(running_mean.dtype(), shape), shift(running_mean.dtype(), shape);
+    for (std::size_t c = 0; c < channels; ++c) {
+        const double s = param_value(weight, c, 1.0) / std::sqrt(element(running_var, c) + eps);
+        set_element(scale, c, s);
+        set_element(shift, c, param_value(bias, c, 0.0) - element(running_mean, c) * s);
+    }
+    return py::make_tuple(scale, shift);
+}
+
+template <class T>
+std::vector<T> to_vector(const py::array& a) {
+    const T* p = static_cast<const T*>(a.data());
+    return std::vector<T>(p, p + a.size());
+}
+
+py::object scale_shift(py::handle x_obj, py::handle scale_obj, py::handle shift_obj, py::handle axis, py::handle out) {
+    const py::array x = input_array(x_obj, "x");
+    const std::vector<char> axes = single_axis(axis, static_cast<std::size_t>(x.ndim()), 1, "scale_shift");
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channel_count(x, axes))};
+    if (scale_obj.is_none() || shift_obj.is_none()) throw py::type_error("scale and shift are required arrays");
+    const py::array scale = param_array(scale_obj, "scale", x, shape);
+    const py::array shift = param_array(shift_obj, "shift", x, shape);
+    const CallLayout call = resolve_call_layout(x, axes, out);
+    if (dtype_of(x) == Dtype::f32) {
+        apply_channel_affine<float>(call, nullptr, to_vector<float>(scale), to_vector<float>(shift));
+    } else {
+        apply_channel_affine<double>(call, nullptr, to_vector<double>(scale), to_vector<double>(shift));
+    }
+    finish_call(call);
+    return call.result;
+}
+
+}  // namespace
+
+void register_batch_norm(py::module_& m) {
+    m.def("batch_norm", &batch_norm, "x"_a, "running_mean"_a = py::none(), "running_var"_a = py::none(),
+          "weight"_a = py::none(), "bias"_a = py::none(), py::kw_only(), "training"_a = false, "momentum"_a = 0.1,
+          "eps"_a = 1e-5, "axis"_a = 1, "out"_a = py::none(), docs::batch_norm);
+    m.def("batch_stats", &batch_stats, "x"_a, py::kw_only(), "axis"_a = 1, docs::batch_stats);
+    m.def("fold_batch_norm", &fold_batch_norm, "running_mean"_a, "running_var"_a, "weight"_a = py::none(),
+          "bias"_a = py::none(), py::kw_only(), "eps"_a = 1e-5, docs::fold_batch_norm);
+    m.def("scale_shift", &scale_shift, "x"_a, "scale"_a, "shift"_a, py::kw_only(), "axis"_a = 1, "out"_a = py::none(),
+          docs::scale_shift);
+}
+
+}  // namespace simdnorm::bindings

@@ -1,0 +1,44 @@
+"""simdnorm: hand-vectorized LayerNorm, RMSNorm and BatchNorm for NumPy.
+
+The best kernel variant for this CPU (AVX-512, AVX2, NEON or scalar) is chosen at import;
+``SIMDNORM_ISA`` or :func:`use_isa` override it, process-wide.
+"""
+
+import warnings as _warnings
+
+from . import _core
+from ._core import (
+    __version__,
+    available_isas,
+    batch_norm,
+    batch_stats,
+    compiled_isas,
+    current_isa,
+    fold_batch_norm,
+    get_num_threads,
+    layer_norm,
+    rms_norm,
+    scale_shift,
+    set_num_threads,
+)
+from ._isa import show_config, use_isa
+
+if _core._isa_init_warning:
+    _warnings.warn(_core._isa_init_warning, RuntimeWarning, stacklevel=2)
+
+__all__ = [
+    "__version__",
+    "available_isas",
+    "batch_norm",
+    "batch_stats",
+    "compiled_isas",
+    "current_isa",
+    "fold_batch_norm",
+    "get_num_threads",
+    "layer_norm",
+    "rms_norm",
+    "scale_shift",
+    "set_num_threads",
+    "show_config",
+    "use_isa",
+]
