@@ -9,6 +9,8 @@ namespace simdnorm::bindings {
 void register_norms(py::module_& m);
 void register_batch_norm(py::module_& m);
 void register_dispatch(py::module_& m);
+void register_streaming(py::module_& m);
+void register_modules(py::module_& m);
 }  // namespace simdnorm::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -19,4 +21,6 @@ PYBIND11_MODULE(_core, m) {
     simdnorm::bindings::register_dispatch(m);
     simdnorm::bindings::register_norms(m);
     simdnorm::bindings::register_batch_norm(m);
+    simdnorm::bindings::register_streaming(m);
+    simdnorm::bindings::register_modules(m);
 }
