@@ -1,0 +1,121 @@
+// Batch statistics (per-channel mean and M2): every variant vs scalar and the float64 reference,
+// channels-first (inner > 1, contiguous runs merged) and channels-last (inner == 1, per-lane
+// column reduction over the outer rows).
+#include <algorithm>
+#include <cfloat>
+
+#include <sstream>
+
+#include "support.hpp"
+
+using namespace simdnorm_test;
+
+namespace {
+
+struct StatsCase {
+    std::size_t outer, mid, inner;
+    std::size_t mid_pad = 0, outer_pad = 0;
+    bool reversed = false;
+    double offset = 0.0;
+    bool constant = false;
+};
+
+template <class T>
+void check_batch_stats(const StatsCase& c, std::uint64_t seed) {
+    std::ostringstream context;  // a std::string for INFO: doctest prints a const char* as a pointer
+    context << type_name<T>() << " outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner << " mid_pad=" << c.mid_pad
+                        << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "") << " offset=" << c.offset
+                        << (c.constant ? " constant" : "");
+    INFO(context.str());
+    const std::size_t n = c.outer * c.mid * c.inner;
+    const std::vector<T> values = c.constant ? std::vector<T>(n, static_cast<T>(c.offset))
+                                             : normal_values<T>(n, seed, c.offset, 1.0);
+    // NaN gaps: reading outside the view would poison a channel's statistics.
+    Strided<T> x = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed,
+                                   std::numeric_limits<T>::quiet_NaN());
+    fill_view(x, values);
+
+    std::vector<double> ref_mean(c.mid), ref_m2(c.mid), mean_allowed(c.mid), m2_allowed(c.mid);
+    const double count = static_cast<double>(c.outer * c.inner);
+    for (std::size_t m = 0; m < c.mid; ++m) {
+        std::vector<double> channel;
+        for (std::size_t o = 0; o < c.outer; ++o)
+            for (std::size_t i = 0; i < c.inner; ++i) channel.push_back(static_cast<double>(x.at(o, m, i)));
+        const Moments mo = reference_moments(channel);
+        ref_mean[m] = mo.mean;
+        ref_m2[m] = mo.m2;
+        const double tol = sizeof(T) == sizeof(float) ? 2e-6 : 1e-13;
+        const double spread = std::sqrt(mo.m2 / count);
+        mean_allowed[m] = tol * spread + 8.0 * DBL_EPSILON * std::fabs(mo.mean);
+        // Constant data: the pivot may sit an ulp of T away, leaving a rounding-level residue.
+        const double pivot_ulp = std::numeric_limits<T>::epsilon() * std::fabs(mo.mean);
+        // With a large offset, Chan's merge of chunks sees each chunk mean only to an ulp of |mean|.
+        const double offset_error = spread > 0.0 ? 8.0 * DBL_EPSILON * std::fabs(mo.mean) / spread : 0.0;
+        m2_allowed[m] = (tol + offset_error) * mo.m2 + count * pivot_ulp * pivot_ulp;
+    }
+
+    auto run = [&](const Variant& v, std::vector<double>& mean, std::vector<double>& m2) {
+        mean.assign(c.mid + 1, kUnwritten);
+        m2.assign(c.mid + 1, kUnwritten);
+        BatchStatsArgs<T> a;
+        a.x = x.base;
+        a.outer = c.outer;
+        a.mid = c.mid;
+        a.inner = c.inner;
+        a.x_outer_stride = x.outer_stride;
+        a.x_mid_stride = x.mid_stride;
+        a.mean = mean.data();
+        a.m2 = m2.data();
+        v.get<T>().batch_stats(a);
+        CHECK_MESSAGE(mean.back() == kUnwritten, "wrote past mean");
+        CHECK_MESSAGE(m2.back() == kUnwritten, "wrote past m2");
+        mean.pop_back();
+        m2.pop_back();
+    };
+    std::vector<double> scalar_mean, scalar_m2;
+    run(scalar_variant(), scalar_mean, scalar_m2);
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        std::vector<double> mean, m2;
+        run(v, mean, m2);
+        check_within("mean vs float64 reference", mean, ref_mean, mean_allowed);
+        check_within("m2 vs float64 reference", m2, ref_m2, m2_allowed);
+        std::vector<double> mean_twice = mean_allowed, m2_twice = m2_allowed;
+        for (double& a : mean_twice) a *= 2.0;
+        for (double& a : m2_twice) a *= 2.0;
+        check_within("mean vs scalar", mean, scalar_mean, mean_twice);
+        check_within("m2 vs scalar", m2, scalar_m2, m2_twice);
+    }
+}
+
+}  // namespace
+
+TEST_SUITE("batch_stats") {
+    TEST_CASE_TEMPLATE("channels-first (inner > 1)", T, float, double) {
+        std::uint64_t seed = 1000;
+        for (std::size_t inner = 2; inner <= 70; ++inner) check_batch_stats<T>({3, 2, inner, 1, 2}, ++seed);
+        for (std::size_t inner : {257, 4097, 9000}) check_batch_stats<T>({2, 3, inner, 5, 1}, ++seed);
+        for (std::size_t inner : {5, 64, 4097}) check_batch_stats<T>({4, 3, inner, 2, 3, true}, ++seed);
+    }
+
+    TEST_CASE_TEMPLATE("channels-last (inner == 1)", T, float, double) {
+        std::uint64_t seed = 2000;
+        for (std::size_t mid = 1; mid <= 70; ++mid) check_batch_stats<T>({37, mid, 1, 0, 3}, ++seed);
+        // outer around kColumnChunk (128) exercises the per-lane chunk merge.
+        for (std::size_t mid : {1, 17, 64, 65, 129, 257}) {
+            for (std::size_t outer : {1, 2, 127, 128, 129, 1000}) {
+                check_batch_stats<T>({outer, mid, 1, 0, mid % 3, outer % 2 == 1}, ++seed);
+            }
+        }
+    }
+
+    TEST_CASE_TEMPLATE("large common offset and constant channels", T, float, double) {
+        std::uint64_t seed = 3000;
+        for (bool constant : {false, true}) {
+            check_batch_stats<T>({3, 2, 4097, 1, 1, false, 1e6, constant}, ++seed);
+            check_batch_stats<T>({5, 3, 33, 0, 0, true, 1e6, constant}, ++seed);
+            check_batch_stats<T>({300, 19, 1, 0, 2, false, 1e6, constant}, ++seed);
+            check_batch_stats<T>({129, 70, 1, 0, 0, true, -1e6, constant}, ++seed);
+        }
+    }
+}

@@ -1,0 +1,107 @@
+// Per-channel affine map y = (x - center) * scale + offset: every variant vs scalar and the
+// float64 reference, channels-last (inner == 1) and channels-first (inner > 1), with and without
+// center, strided, reversed and in place.
+#include <sstream>
+
+#include "support.hpp"
+
+using namespace simdnorm_test;
+
+namespace {
+
+struct AffineCase {
+    std::size_t outer, mid, inner;
+    std::size_t mid_pad = 0, outer_pad = 0;
+    bool reversed = false;
+    bool centered = false;
+    double offset = 0.0;  // common offset of x (and of center)
+};
+
+template <class T>
+void check_channel_affine(const AffineCase& c, std::uint64_t seed) {
+    std::ostringstream context;  // a std::string for INFO: doctest prints a const char* as a pointer
+    context << type_name<T>() << " outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner << " mid_pad=" << c.mid_pad
+                        << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "")
+                        << (c.centered ? " centered" : "") << " offset=" << c.offset;
+    INFO(context.str());
+    const std::size_t n = c.outer * c.mid * c.inner;
+    const std::vector<T> values = normal_values<T>(n, seed, c.offset, 1.0);
+    const std::vector<T> center = normal_values<T>(c.mid, seed + 1, c.offset, 0.1);
+    const std::vector<T> scale = normal_values<T>(c.mid, seed + 2, 1.0, 0.5);
+    const std::vector<T> offset = normal_values<T>(c.mid, seed + 3, 0.0, 1.0);
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+
+    // Reference and allowance: a few roundings of T relative to the terms' magnitudes.
+    std::vector<double> ref(n), allowed(n);
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t m = (k / c.inner) % c.mid;
+        const double centered_x = static_cast<double>(values[k]) - (c.centered ? static_cast<double>(center[m]) : 0.0);
+        ref[k] = centered_x * static_cast<double>(scale[m]) + static_cast<double>(offset[m]);
+        allowed[k] = 3.0 * std::numeric_limits<T>::epsilon() *
+                     (std::fabs(centered_x * static_cast<double>(scale[m])) + std::fabs(static_cast<double>(offset[m])));
+    }
+
+    auto run = [&](const Variant& v, bool in_place) {
+        Strided<T> x = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed, nan);
+        fill_view(x, values);
+        Strided<T> y = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad + 2, c.outer_pad + 1, c.reversed,
+                                       T(kUnwritten));
+        ChannelAffineArgs<T> a;
+        a.x = x.base;
+        a.y = in_place ? x.base : y.base;
+        a.center = c.centered ? center.data() : nullptr;
+        a.scale = scale.data();
+        a.offset = offset.data();
+        a.outer = c.outer;
+        a.mid = c.mid;
+        a.inner = c.inner;
+        a.x_outer_stride = x.outer_stride;
+        a.x_mid_stride = x.mid_stride;
+        a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
+        a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
+        v.get<T>().channel_affine(a);
+        CHECK_MESSAGE(touched_gaps(x, nan) == 0, "wrote into x's gaps");
+        if (in_place) return gather(x);
+        CHECK_MESSAGE(touched_gaps(y, T(kUnwritten)) == 0, "wrote outside y's view");
+        CHECK_MESSAGE(gather(x) == std::vector<double>(values.begin(), values.end()), "modified x");
+        return gather(y);
+    };
+    const std::vector<double> scalar = run(scalar_variant(), false);
+    std::vector<double> allowed_vs_scalar = allowed;
+    for (double& a : allowed_vs_scalar) a *= 2.0;
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        const std::vector<double> y = run(v, false);
+        check_within("y vs float64 reference", y, ref, allowed);
+        check_within("y vs scalar", y, scalar, allowed_vs_scalar);
+        CHECK_MESSAGE(run(v, true) == y, "in-place result differs from out-of-place");
+    }
+}
+
+}  // namespace
+
+TEST_SUITE("channel_affine") {
+    TEST_CASE_TEMPLATE("channels-last (inner == 1)", T, float, double) {
+        std::uint64_t seed = 4000;
+        for (bool centered : {false, true}) {
+            for (std::size_t mid = 1; mid <= 70; ++mid) check_channel_affine<T>({3, mid, 1, 0, 2, mid % 2 == 0, centered}, ++seed);
+            for (std::size_t mid : {257, 1000}) check_channel_affine<T>({2, mid, 1, 0, 1, false, centered}, ++seed);
+        }
+    }
+
+    TEST_CASE_TEMPLATE("channels-first (inner > 1)", T, float, double) {
+        std::uint64_t seed = 5000;
+        for (bool centered : {false, true}) {
+            for (std::size_t inner = 2; inner <= 70; ++inner) {
+                check_channel_affine<T>({2, 3, inner, 1, 2, inner % 2 == 1, centered}, ++seed);
+            }
+            for (std::size_t inner : {257, 4097}) check_channel_affine<T>({2, 3, inner, 3, 0, false, centered}, ++seed);
+        }
+    }
+
+    TEST_CASE_TEMPLATE("center keeps precision with a large offset", T, float, double) {
+        std::uint64_t seed = 6000;
+        check_channel_affine<T>({4, 33, 1, 0, 0, false, true, 1e6}, ++seed);
+        check_channel_affine<T>({2, 5, 67, 0, 1, true, true, 1e6}, ++seed);
+    }
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the C++ core and its tests for this machine and runs them with ctest (every compiled
+# variant the CPU supports vs scalar and the float64 reference).
+# Usage: tests/cross/run_native_ctest.sh   (from anywhere; exits non-zero on any failure)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${repo}/build/ctest-native"
+
+if [ ! -f /usr/include/doctest/doctest.h ]; then
+    echo "Installing: doctest-dev"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends doctest-dev
+fi
+
+cmake -S "${repo}" -B "${build}" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DSIMDNORM_BUILD_PYTHON=OFF -DSIMDNORM_BUILD_TESTS=ON
+cmake --build "${build}"
+ctest --test-dir "${build}" --output-on-failure -j 2
