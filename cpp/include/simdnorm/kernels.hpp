@@ -10,9 +10,12 @@
 // Strides are in elements and may be negative. One args struct per operation keeps every ISA's
 // signature identical; the kernels are reached only through the dispatch table (simdnorm.hpp).
 //
-// Numerics (all variants): statistics are accumulated in double (float32 inputs are widened for
-// the first pass, so a constant input has an exact mean), the variance comes from a second pass
-// over d = x - m with the correction sum(d)^2 / n, and is clamped at 0. Outputs are computed as
+// Numerics (all variants): sums run in T-precision vectors for at most 16 steps per lane, then
+// are widened into double accumulators. The variance comes from a second pass over d = x - m
+// (m: the first-pass mean rounded to T) with the correction sum(d)^2 / n, and is clamped at 0;
+// sum(d) also corrects the mean. For a constant input d is one value with few significant bits,
+// so every sum is exact and the mean is exactly the constant. Contiguous runs are processed in
+// 4096-element chunks (128 rows for strided reductions) merged with Chan's formula. Outputs are computed as
 // ((x - m) - delta) * rstd where m is the mean rounded to T and delta the rounding remainder, so
 // float32 rows with a large common offset keep full precision and a constant row yields exactly
 // `bias`. NaN / Inf in x propagate to the affected rows / channels.

@@ -144,7 +144,9 @@ void rms_norm_columns(const NormArgs<T>& a) {
             if (a.rstd) {
                 for (std::size_t k = 0; k < valid; ++k) a.rstd[o * a.inner + lane + k] = static_cast<T>(rstd[k]);
             }
-            normalize_tile<T, false>(a, o, lane, vectors, last_lanes, nullptr, rstd, nullptr);
+            NormArgs<T> no_bias = a;  // RMSNorm has no bias, whatever the caller passed
+            no_bias.bias = nullptr;
+            normalize_tile<T, false>(no_bias, o, lane, vectors, last_lanes, nullptr, rstd, nullptr);
         });
     }
 }
