@@ -49,6 +49,20 @@ inline void cpu_relax() {
 #endif
 }
 
+// One parallel_for call. Lives on the caller's stack; helpers reach it only through `job_`.
+struct Job {
+    const std::function<void(std::size_t)>* task;
+    std::size_t tasks;
+    std::atomic<std::size_t> next{0};
+
+    void drain() {
+        for (std::size_t i = next.fetch_add(1); i < tasks; i = next.fetch_add(1)) (*task)(i);
+    }
+};
+
+// The caller publishes a job, wakes the helpers and works on it itself; it then waits only for
+// helpers that actually entered the job (`inside_`), never for one that has not woken up yet, so
+// a descheduled helper cannot stall a call whose tasks the caller already finished.
 class ThreadPool {
 public:
     ~ThreadPool() {
@@ -68,58 +82,49 @@ public:
             return;
         }
         ensure_workers(helpers);
-        task_ = &task;
-        tasks_ = tasks;
-        next_.store(0, std::memory_order_relaxed);
-        active_helpers_ = helpers < tasks - 1 ? helpers : tasks - 1;
-        pending_helpers_.store(active_helpers_, std::memory_order_relaxed);
+        Job job;
+        job.task = &task;
+        job.tasks = tasks;
+        job_.store(&job);
         {
             std::lock_guard<std::mutex> lock(mutex_);  // pairs with the sleepers' predicate check
-            generation_.fetch_add(1, std::memory_order_release);
+            generation_.fetch_add(1);
         }
         wake_.notify_all();
-        drain();
-        for (int spin = 0; pending_helpers_.load(std::memory_order_acquire) != 0; ++spin) {
+        job.drain();
+        job_.store(nullptr);
+        for (int spin = 0; inside_.load() != 0; ++spin) {
             if (spin < kSpinIterations) {
                 cpu_relax();
             } else {
                 std::this_thread::yield();
             }
         }
-        task_ = nullptr;
     }
 
 private:
-    void drain() {
-        for (std::size_t i = next_.fetch_add(1); i < tasks_; i = next_.fetch_add(1)) (*task_)(i);
-    }
-
     void ensure_workers(std::size_t count) {
-        const std::uint64_t current = generation_.load(std::memory_order_acquire);
-        while (workers_.size() < count) {
-            const std::size_t index = workers_.size();
-            workers_.emplace_back([this, index, current] { worker_loop(index, current); });
-        }
+        while (workers_.size() < count) workers_.emplace_back([this] { worker_loop(); });
     }
 
-    // `seen`: the generation current when the worker was created; it waits for the next one.
-    void worker_loop(std::size_t index, std::uint64_t seen) {
+    void worker_loop() {
+        std::uint64_t seen = generation_.load();
         for (;;) {
-            std::uint64_t generation = generation_.load(std::memory_order_acquire);
+            std::uint64_t generation = generation_.load();
             for (int spin = 0; generation == seen && spin < kSpinIterations; ++spin) {
                 cpu_relax();
-                generation = generation_.load(std::memory_order_acquire);
+                generation = generation_.load();
             }
             if (generation == seen) {
                 std::unique_lock<std::mutex> lock(mutex_);
                 wake_.wait(lock, [&] { return stopping_.load() || generation_.load() != seen; });
                 if (stopping_.load()) return;
-                generation = generation_.load(std::memory_order_acquire);
+                generation = generation_.load();
             }
             seen = generation;
-            if (index >= active_helpers_) continue;  // not needed for this job
-            drain();
-            pending_helpers_.fetch_sub(1, std::memory_order_acq_rel);
+            inside_.fetch_add(1);  // before reading job_: see run()'s wait
+            if (Job* job = job_.load()) job->drain();
+            inside_.fetch_sub(1);
         }
     }
 
@@ -127,11 +132,8 @@ private:
     std::mutex mutex_;      // sleeping workers only
     std::condition_variable wake_;
     std::vector<std::thread> workers_;
-    const std::function<void(std::size_t)>* task_ = nullptr;
-    std::size_t tasks_ = 0;
-    std::size_t active_helpers_ = 0;
-    std::atomic<std::size_t> next_{0};
-    std::atomic<std::size_t> pending_helpers_{0};
+    std::atomic<Job*> job_{nullptr};
+    std::atomic<int> inside_{0};
     std::atomic<std::uint64_t> generation_{0};
     std::atomic<bool> stopping_{false};
 };
