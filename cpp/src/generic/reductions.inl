@@ -16,7 +16,7 @@ constexpr std::size_t kColumnChunk = 128;
 constexpr std::size_t kTileVectors = 4;
 
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
-inline double clamp_non_negative(double v) { return v > 0.0 ? v : 0.0; }  // NaN -> stays NaN below
+inline double clamp_non_negative(double v) { return v < 0.0 ? 0.0 : v; }  // NaN stays NaN
 
 struct Moments {
     double mean, m2;  // m2 = sum of squared deviations from mean
