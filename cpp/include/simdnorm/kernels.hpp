@@ -15,7 +15,9 @@
 // (m: the first-pass mean rounded to T) with the correction sum(d)^2 / n, and is clamped at 0;
 // sum(d) also corrects the mean. For a constant input d is one value with few significant bits,
 // so every sum is exact and the mean is exactly the constant. Contiguous runs are processed in
-// 4096-element chunks (128 rows for strided reductions) merged with Chan's formula. Outputs are computed as
+// 4096-element chunks (128 rows for strided reductions) merged with Chan's formula. When the
+// T-precision partial sums overflow (float32 magnitudes beyond ~1e19), that row or lane is
+// recomputed in plain double, so statistics stay finite for every finite input. Outputs are computed as
 // ((x - m) - delta) * rstd where m is the mean rounded to T and delta the rounding remainder, so
 // float32 rows with a large common offset keep full precision and a constant row yields exactly
 // `bias`. NaN / Inf in x propagate to the affected rows / channels.

@@ -18,9 +18,39 @@ constexpr std::size_t kTileVectors = 4;
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 inline double clamp_non_negative(double v) { return v < 0.0 ? 0.0 : v; }  // NaN stays NaN
 
+// True for finite v (inf - inf and NaN - NaN are NaN). Avoids std::isfinite: inline library code
+// compiled into several ISA translation units is an ODR hazard.
+inline bool is_finite(double v) { return v - v == 0.0; }
+
 struct Moments {
     double mean, m2;  // m2 = sum of squared deviations from mean
 };
+
+// Plain double-precision two-pass over n elements `stride` apart: the fallback when the
+// T-precision partial sums overflow (float32 magnitudes beyond ~1e19 square past FLT_MAX).
+template <class T>
+Moments exact_moments(const T* p, std::size_t n, std::ptrdiff_t stride) {
+    double sum = 0.0;
+    for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(p[static_cast<std::ptrdiff_t>(i) * stride]);
+    const double mean = sum / static_cast<double>(n);
+    double sum_d = 0.0, sum_dd = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double d = static_cast<double>(p[static_cast<std::ptrdiff_t>(i) * stride]) - mean;
+        sum_d += d;
+        sum_dd += d * d;
+    }
+    return {mean + sum_d / static_cast<double>(n), sum_dd - sum_d * (sum_d / static_cast<double>(n))};
+}
+
+template <class T>
+double exact_sum_squares(const T* p, std::size_t n, std::ptrdiff_t stride) {
+    double sum = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double v = static_cast<double>(p[static_cast<std::ptrdiff_t>(i) * stride]);
+        sum += v * v;
+    }
+    return sum;
+}
 
 // Chan et al.'s pairwise combination of (count, mean, m2); count_a + count_b > 0.
 inline void merge_moments(Moments& a, double count_a, const Moments& b, double count_b) {
@@ -125,7 +155,8 @@ double row_sum_squares(const T* p, std::size_t n) {
         s = mul_add(a, a, s);
     }
     acc_add(total, s);
-    return acc_reduce(total);
+    const double result = acc_reduce(total);
+    return is_finite(result) ? result : exact_sum_squares(p, n, 1);
 }
 
 // Mean and m2 of one contiguous chunk: corrected two-pass. The pivot is the first-pass mean
@@ -136,7 +167,10 @@ Moments chunk_moments(const T* p, std::size_t n) {
     const T pivot = static_cast<T>(row_sum(p, n) / count);
     double sum_d = 0.0, sum_dd = 0.0;
     row_centered_sums(p, n, pivot, &sum_d, &sum_dd);
-    return {static_cast<double>(pivot) + sum_d / count, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
+    const Moments result{static_cast<double>(pivot) + sum_d / count, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
+    if (is_finite(result.mean) && is_finite(result.m2)) return result;
+    const Moments exact = exact_moments(p, n, 1);  // overflowed T sums, or non-finite data (NaN stays NaN)
+    return {exact.mean, clamp_non_negative(exact.m2)};
 }
 
 // Mean and m2 of p[0..n), n > 0, in chunks of kRowChunk merged with Chan's formula (one read
@@ -228,6 +262,13 @@ void tile_moments(const T* p, std::size_t vectors, std::size_t last_lanes, std::
             }
         }
     }
+    const std::size_t valid = (vectors - 1) * L + last_lanes;
+    for (std::size_t k = 0; k < valid; ++k) {
+        if (is_finite(mean[k]) && is_finite(m2[k])) continue;
+        const Moments exact = exact_moments(p + k, rows, stride);
+        mean[k] = exact.mean;
+        m2[k] = clamp_non_negative(exact.m2);
+    }
 }
 
 // Per-lane sum of squares of a tile over `rows` rows `stride` elements apart.
@@ -249,6 +290,10 @@ void tile_sum_squares(const T* p, std::size_t vectors, std::size_t last_lanes, s
         for (std::size_t v = 0; v < vectors; ++v) acc_add(total[v], s[v]);
     }
     for (std::size_t v = 0; v < vectors; ++v) acc_store(sum_squares + v * L, total[v]);
+    const std::size_t valid = (vectors - 1) * L + last_lanes;
+    for (std::size_t k = 0; k < valid; ++k) {
+        if (!is_finite(sum_squares[k])) sum_squares[k] = exact_sum_squares(p + k, rows, stride);
+    }
 }
 
 // Calls body(first_lane, vectors, last_lanes) for tiles covering `width` contiguous lanes.
