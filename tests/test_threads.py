@@ -1,0 +1,130 @@
+"""Thread count never changes results: bit-identical for 1 and 2 threads on large inputs."""
+
+import numpy as np
+import pytest
+
+import reference
+import simdnorm
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def restore_threads():
+    before = simdnorm.get_num_threads()
+    yield
+    simdnorm.set_num_threads(before)
+    assert simdnorm.get_num_threads() == before
+
+
+def _run_with_threads(n, fn):
+    simdnorm.set_num_threads(n)
+    assert simdnorm.get_num_threads() == n
+    return fn()
+
+
+def _bn_params(rng, c, dtype):
+    return (rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype),
+            rng.uniform(0.5, 2, c).astype(dtype), rng.uniform(-1, 1, c).astype(dtype))
+
+
+def _cases(rng, dtype):
+    """name -> callable returning a tuple of arrays; every input is large (>= 2**16 elements)."""
+    rows = (rng.standard_normal((512, 768)) + 3).astype(dtype)
+    wide = rng.standard_normal((3, 40000)).astype(dtype)
+    nchw = (rng.standard_normal((64, 8, 32, 32)) * 2 - 1).astype(dtype)
+    single = rng.standard_normal((1, 64, 4096)).astype(dtype)
+    nhwc = rng.standard_normal((32, 16, 16, 24)).astype(dtype)
+    nf = rng.standard_normal((20000, 7)).astype(dtype)
+    w768, b768 = rng.uniform(0.5, 2, 768).astype(dtype), rng.uniform(-1, 1, 768).astype(dtype)
+    rm8, rv8, w8, b8 = _bn_params(rng, 8, dtype)
+    rm24, rv24, w24, b24 = _bn_params(rng, 24, dtype)
+    rm64, rv64, w64, b64 = _bn_params(rng, 64, dtype)
+
+    def bn_train(x, rm, rv, w, b, axis):
+        rm, rv = rm.copy(), rv.copy()
+        y = simdnorm.batch_norm(x, rm, rv, w, b, training=True, axis=axis)
+        return y, rm, rv
+
+    def in_place(fn, x):
+        x = x.copy()
+        fn(x)
+        return (x,)
+
+    return {
+        "layer_norm_rows": lambda: simdnorm.layer_norm(rows, w768, b768, return_stats=True),
+        "layer_norm_wide_rows": lambda: (simdnorm.layer_norm(wide),),
+        "layer_norm_channels_first": lambda: simdnorm.layer_norm(nchw, w8, b8, axis=(1,), return_stats=True),
+        "layer_norm_single_sample_columns": lambda: simdnorm.layer_norm(single, w64, b64, axis=(1,),
+                                                                         return_stats=True),
+        "layer_norm_int_axis": lambda: (simdnorm.layer_norm(nchw, axis=2),),
+        "layer_norm_in_place": lambda: in_place(lambda x: simdnorm.layer_norm(x, out=x), rows),
+        "rms_norm_rows": lambda: (simdnorm.rms_norm(rows, w768),),
+        "rms_norm_channels_first": lambda: (simdnorm.rms_norm(nchw, w8, axis=(1,)),),
+        "rms_norm_single_sample_columns": lambda: (simdnorm.rms_norm(single, axis=(1,)),),
+        "batch_norm_train_nchw": lambda: bn_train(nchw, rm8, rv8, w8, b8, 1),
+        "batch_norm_train_nhwc": lambda: bn_train(nhwc, rm24, rv24, w24, b24, -1),
+        "batch_norm_train_nf": lambda: bn_train(nf, rm8[:7], rv8[:7], w8[:7], b8[:7], 1),
+        "batch_norm_train_single_sample": lambda: bn_train(single, rm64, rv64, w64, b64, 1),
+        "batch_norm_eval_nchw": lambda: (simdnorm.batch_norm(nchw, rm8, rv8, w8, b8),),
+        "batch_norm_eval_nhwc": lambda: (simdnorm.batch_norm(nhwc, rm24, rv24, w24, b24, axis=-1),),
+        "batch_stats_nchw": lambda: simdnorm.batch_stats(nchw, axis=1)[:2],
+        "batch_stats_nhwc": lambda: simdnorm.batch_stats(nhwc, axis=-1)[:2],
+        "batch_stats_nf": lambda: simdnorm.batch_stats(nf, axis=1)[:2],
+        "batch_stats_single_sample": lambda: simdnorm.batch_stats(single, axis=1)[:2],
+        "scale_shift_nchw": lambda: (simdnorm.scale_shift(nchw, w8, b8),),
+        "scale_shift_single_sample": lambda: (simdnorm.scale_shift(single, w64, b64),),
+        "scale_shift_nhwc": lambda: (simdnorm.scale_shift(nhwc, w24, b24, axis=-1),),
+    }
+
+
+CASE_NAMES = sorted(_cases(np.random.default_rng(0), np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_bit_identical_for_1_and_2_threads(isa, restore_threads, dtype, case):
+    fn = _cases(np.random.default_rng(42), dtype)[case]
+    one = _run_with_threads(1, fn)
+    two = _run_with_threads(2, fn)
+    again = _run_with_threads(2, fn)
+    assert len(one) == len(two)
+    for a, b, c in zip(one, two, again):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes(), f"{case}: 1 vs 2 threads differ"
+        assert b.tobytes() == c.tobytes(), f"{case}: 2-thread runs differ"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multithreaded_results_are_correct(restore_threads, dtype):
+    rng = np.random.default_rng(3)
+    simdnorm.set_num_threads(2)
+    x = rng.standard_normal((64, 8, 32, 32)).astype(dtype)
+    t = reference.tol(dtype)
+    np.testing.assert_allclose(simdnorm.layer_norm(x, axis=(1,)), reference.layer_norm(x, axis=(1,)), **t)
+    np.testing.assert_allclose(simdnorm.batch_norm(x, training=True), reference.batch_norm(x, training=True)[0], **t)
+    mean, var, count = simdnorm.batch_stats(x)
+    emean, evar, ecount = reference.batch_stats(x)
+    assert count == ecount
+    np.testing.assert_allclose(mean, emean, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(var, evar, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_set_get_num_threads(restore_threads, n):
+    simdnorm.set_num_threads(n)
+    assert simdnorm.get_num_threads() == n
+    x = np.random.default_rng(n).standard_normal((300, 400))
+    np.testing.assert_allclose(simdnorm.layer_norm(x), reference.layer_norm(x), **reference.tol(np.float64))
+
+
+def test_default_num_threads_is_positive():
+    assert simdnorm.get_num_threads() >= 1
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_set_num_threads_invalid_keeps_value(restore_threads, n):
+    simdnorm.set_num_threads(2)
+    with pytest.raises(ValueError):
+        simdnorm.set_num_threads(n)
+    assert simdnorm.get_num_threads() == 2
