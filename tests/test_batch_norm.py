@@ -300,3 +300,17 @@ def test_scale_shift_default_axis_out_and_in_place(isa, rng, dtype):
     np.testing.assert_array_equal(got, expected)
     simdnorm.scale_shift(x, scale, shift, out=x)
     np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, axis", [((0, 3), 1), ((0, 3, 4, 4), 1), ((2, 0, 4), 1), ((4, 4, 0), -1)])
+def test_scale_shift_zero_size(isa, dtype, shape, axis):
+    c = shape[axis]
+    got = simdnorm.scale_shift(np.zeros(shape, dtype), np.ones(c, dtype), np.zeros(c, dtype), axis=axis)
+    assert got.shape == shape and got.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_stats_zero_channels(isa, dtype):
+    mean, var, count = simdnorm.batch_stats(np.zeros((5, 0, 3), dtype), axis=1)
+    assert mean.shape == (0,) and var.shape == (0,) and isinstance(count, (int, np.integer))
