@@ -8,6 +8,7 @@ import warnings as _warnings
 
 from . import _core
 from ._core import (
+    RunningStats,
     __version__,
     available_isas,
     batch_norm,
@@ -27,6 +28,7 @@ if _core._isa_init_warning:
     _warnings.warn(_core._isa_init_warning, RuntimeWarning, stacklevel=2)
 
 __all__ = [
+    "RunningStats",
     "__version__",
     "available_isas",
     "batch_norm",
