@@ -5,7 +5,7 @@
 #include "array_args.hpp"
 #include "call_layout.hpp"
 #include "docstrings.hpp"
-#include "simdnorm/simdnorm.hpp"
+#include "kernel_calls.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -64,62 +64,6 @@ std::size_t channel_count(const py::array& x, const std::vector<char>& axes) {
     return 0;
 }
 
-// y = (x - center) * scale + offset per channel, through the dispatched kernel.
-template <class T>
-void apply_channel_affine(const CallLayout& call, const std::vector<T>* center, const std::vector<T>& scale,
-                          const std::vector<T>& offset) {
-    ChannelAffineArgs<T> a;
-    a.x = static_cast<const T*>(call.x.data());
-    a.y = static_cast<T*>(py::array(call.y).mutable_data());
-    a.center = center ? center->data() : nullptr;
-    a.scale = scale.data();
-    a.offset = offset.data();
-    a.outer = call.x_layout.outer;
-    a.mid = call.x_layout.mid;
-    a.inner = call.x_layout.inner;
-    a.x_outer_stride = call.x_layout.outer_stride;
-    a.x_mid_stride = call.x_layout.mid_stride;
-    a.y_outer_stride = call.y_layout.outer_stride;
-    a.y_mid_stride = call.y_layout.mid_stride;
-    if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
-        py::gil_scoped_release nogil;
-        simdnorm::channel_affine(a);
-    } else {
-        simdnorm::channel_affine(a);
-    }
-}
-
-template <class T>
-void compute_batch_stats(const CallLayout& call, std::vector<double>& mean, std::vector<double>& m2) {
-    BatchStatsArgs<T> a;
-    a.x = static_cast<const T*>(call.x.data());
-    a.outer = call.x_layout.outer;
-    a.mid = call.x_layout.mid;
-    a.inner = call.x_layout.inner;
-    a.x_outer_stride = call.x_layout.outer_stride;
-    a.x_mid_stride = call.x_layout.mid_stride;
-    a.mean = mean.data();
-    a.m2 = m2.data();
-    py::gil_scoped_release nogil;
-    simdnorm::batch_stats(a);
-}
-
-// Normalization with per-channel mean / inverse std, keeping precision for large means: the
-// center is the mean rounded to T and the rounding remainder is folded into the offset.
-template <class T>
-void normalize_channels(const CallLayout& call, const std::vector<double>& mean, const std::vector<double>& inv_std,
-                        const py::array& weight, const py::array& bias) {
-    const std::size_t channels = mean.size();
-    std::vector<T> center(channels), scale(channels), offset(channels);
-    for (std::size_t c = 0; c < channels; ++c) {
-        center[c] = static_cast<T>(mean[c]);
-        const double s = inv_std[c] * param_value(weight, c, 1.0);
-        scale[c] = static_cast<T>(s);
-        offset[c] = static_cast<T>(param_value(bias, c, 0.0) - (mean[c] - double(center[c])) * s);
-    }
-    apply_channel_affine<T>(call, &center, scale, offset);
-}
-
 py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle running_var_obj, py::handle weight_obj,
                       py::handle bias_obj, bool training, double momentum, double eps, py::handle axis, py::handle out) {
     const py::array x = input_array(x_obj, "x");
@@ -164,8 +108,11 @@ py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle 
             inv_std[c] = 1.0 / std::sqrt(element(running_var, c) + eps);
         }
     }
-    f32 ? normalize_channels<float>(call, mean, inv_std, weight, bias)
-        : normalize_channels<double>(call, mean, inv_std, weight, bias);
+    if (f32) {
+        normalize_channels<float>(call, mean, inv_std, data_or_null<float>(weight), data_or_null<float>(bias));
+    } else {
+        normalize_channels<double>(call, mean, inv_std, data_or_null<double>(weight), data_or_null<double>(bias));
+    }
     finish_call(call);
     if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance
         for (std::size_t c = 0; c < channels; ++c) {
@@ -246,9 +193,11 @@ py::object scale_shift(py::handle x_obj, py::handle scale_obj, py::handle shift_
     const py::array shift = param_array(shift_obj, "shift", x, shape);
     const CallLayout call = resolve_call_layout(x, axes, out);
     if (dtype_of(x) == Dtype::f32) {
-        apply_channel_affine<float>(call, nullptr, to_vector<float>(scale), to_vector<float>(shift));
+        const std::vector<float> s = to_vector<float>(scale), o = to_vector<float>(shift);  // out may alias them
+        apply_channel_affine<float>(call, nullptr, s.data(), o.data());
     } else {
-        apply_channel_affine<double>(call, nullptr, to_vector<double>(scale), to_vector<double>(shift));
+        const std::vector<double> s = to_vector<double>(scale), o = to_vector<double>(shift);
+        apply_channel_affine<double>(call, nullptr, s.data(), o.data());
     }
     finish_call(call);
     return call.result;

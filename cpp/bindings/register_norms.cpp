@@ -4,7 +4,7 @@
 #include "array_args.hpp"
 #include "call_layout.hpp"
 #include "docstrings.hpp"
-#include "simdnorm/simdnorm.hpp"
+#include "kernel_calls.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -23,34 +23,6 @@ double eps_value(py::handle eps, const py::array& x, bool none_is_machine_epsilo
     return check_eps(py::float_(py::reinterpret_borrow<py::object>(eps)).cast<double>());
 }
 
-template <class T>
-NormArgs<T> norm_args(const CallLayout& call, const py::array& weight, const py::array& bias, double eps) {
-    NormArgs<T> a;
-    a.x = static_cast<const T*>(call.x.data());
-    a.y = static_cast<T*>(py::array(call.y).mutable_data());
-    a.weight = weight ? static_cast<const T*>(weight.data()) : nullptr;
-    a.bias = bias ? static_cast<const T*>(bias.data()) : nullptr;
-    a.outer = call.x_layout.outer;
-    a.mid = call.x_layout.mid;
-    a.inner = call.x_layout.inner;
-    a.x_outer_stride = call.x_layout.outer_stride;
-    a.x_mid_stride = call.x_layout.mid_stride;
-    a.y_outer_stride = call.y_layout.outer_stride;
-    a.y_mid_stride = call.y_layout.mid_stride;
-    a.eps = eps;
-    return a;
-}
-
-template <class T>
-void run(bool layer, NormArgs<T>& args, std::size_t elements) {
-    if (elements >= kReleaseGilElements) {
-        py::gil_scoped_release nogil;
-        layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args);
-    } else {
-        layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args);
-    }
-}
-
 py::object norm_call(bool layer, py::handle x_obj, py::handle weight_obj, py::handle bias_obj, py::handle eps_obj,
                      py::handle axis, py::handle out, bool return_stats) {
     const py::array x = input_array(x_obj, "x");
@@ -67,15 +39,15 @@ py::object norm_call(bool layer, py::handle x_obj, py::handle weight_obj, py::ha
     }
     const auto elements = static_cast<std::size_t>(x.size());
     if (dtype_of(x) == Dtype::f32) {
-        NormArgs<float> args = norm_args<float>(call, weight, bias, eps);
+        NormArgs<float> args = norm_args<float>(call, data_or_null<float>(weight), data_or_null<float>(bias), eps);
         args.mean = mean ? static_cast<float*>(mean.mutable_data()) : nullptr;
         args.rstd = rstd ? static_cast<float*>(rstd.mutable_data()) : nullptr;
-        run(layer, args, elements);
+        run_norm(layer, args, elements);
     } else {
-        NormArgs<double> args = norm_args<double>(call, weight, bias, eps);
+        NormArgs<double> args = norm_args<double>(call, data_or_null<double>(weight), data_or_null<double>(bias), eps);
         args.mean = mean ? static_cast<double*>(mean.mutable_data()) : nullptr;
         args.rstd = rstd ? static_cast<double*>(rstd.mutable_data()) : nullptr;
-        run(layer, args, elements);
+        run_norm(layer, args, elements);
     }
     finish_call(call);
     if (return_stats) return py::make_tuple(call.result, mean, rstd);

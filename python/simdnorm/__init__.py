@@ -8,6 +8,9 @@ import warnings as _warnings
 
 from . import _core
 from ._core import (
+    BatchNorm,
+    LayerNorm,
+    RMSNorm,
     RunningStats,
     __version__,
     available_isas,
@@ -28,6 +31,9 @@ if _core._isa_init_warning:
     _warnings.warn(_core._isa_init_warning, RuntimeWarning, stacklevel=2)
 
 __all__ = [
+    "BatchNorm",
+    "LayerNorm",
+    "RMSNorm",
     "RunningStats",
     "__version__",
     "available_isas",

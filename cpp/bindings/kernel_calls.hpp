@@ -1,0 +1,117 @@
+// Calls into the dispatched operations from a resolved CallLayout, shared by the functional
+// bindings (register_norms.cpp, register_batch_norm.cpp) and the modules (register_modules.cpp).
+// No checks here: callers validate everything before any of these runs.
+#pragma once
+
+#include <vector>
+
+#include "array_args.hpp"
+#include "call_layout.hpp"
+#include "simdnorm/simdnorm.hpp"
+
+namespace simdnorm::bindings {
+
+template <class T>
+NormArgs<T> norm_args(const CallLayout& call, const T* weight, const T* bias, double eps) {
+    NormArgs<T> a;
+    a.x = static_cast<const T*>(call.x.data());
+    a.y = static_cast<T*>(py::array(call.y).mutable_data());
+    a.weight = weight;
+    a.bias = bias;
+    a.outer = call.x_layout.outer;
+    a.mid = call.x_layout.mid;
+    a.inner = call.x_layout.inner;
+    a.x_outer_stride = call.x_layout.outer_stride;
+    a.x_mid_stride = call.x_layout.mid_stride;
+    a.y_outer_stride = call.y_layout.outer_stride;
+    a.y_mid_stride = call.y_layout.mid_stride;
+    a.eps = eps;
+    return a;
+}
+
+// layer_norm (layer) or rms_norm, releasing the GIL for large inputs.
+template <class T>
+void run_norm(bool layer, const NormArgs<T>& args, std::size_t elements) {
+    if (elements >= kReleaseGilElements) {
+        py::gil_scoped_release nogil;
+        layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args);
+    } else {
+        layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args);
+    }
+}
+
+// y = (x - center) * scale + offset per channel, through the dispatched kernel. center may be null.
+template <class T>
+void apply_channel_affine(const CallLayout& call, const T* center, const T* scale, const T* offset) {
+    ChannelAffineArgs<T> a;
+    a.x = static_cast<const T*>(call.x.data());
+    a.y = static_cast<T*>(py::array(call.y).mutable_data());
+    a.center = center;
+    a.scale = scale;
+    a.offset = offset;
+    a.outer = call.x_layout.outer;
+    a.mid = call.x_layout.mid;
+    a.inner = call.x_layout.inner;
+    a.x_outer_stride = call.x_layout.outer_stride;
+    a.x_mid_stride = call.x_layout.mid_stride;
+    a.y_outer_stride = call.y_layout.outer_stride;
+    a.y_mid_stride = call.y_layout.mid_stride;
+    if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
+        py::gil_scoped_release nogil;
+        simdnorm::channel_affine(a);
+    } else {
+        simdnorm::channel_affine(a);
+    }
+}
+
+// Per-channel mean and M2 of call.x (count = outer * inner per channel).
+template <class T>
+void compute_batch_stats(const CallLayout& call, std::vector<double>& mean, std::vector<double>& m2) {
+    BatchStatsArgs<T> a;
+    a.x = static_cast<const T*>(call.x.data());
+    a.outer = call.x_layout.outer;
+    a.mid = call.x_layout.mid;
+    a.inner = call.x_layout.inner;
+    a.x_outer_stride = call.x_layout.outer_stride;
+    a.x_mid_stride = call.x_layout.mid_stride;
+    a.mean = mean.data();
+    a.m2 = m2.data();
+    if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
+        py::gil_scoped_release nogil;
+        simdnorm::batch_stats(a);
+    } else {
+        simdnorm::batch_stats(a);
+    }
+}
+
+// Folds per-channel mean / inverse std and the optional affine parameters into the arguments of
+// apply_channel_affine, keeping precision for large means: the center is the mean rounded to T and
+// the rounding remainder goes into the offset.
+template <class T>
+void fold_channels(std::size_t channels, const double* mean, const double* inv_std, const T* weight, const T* bias,
+                   T* center, T* scale, T* offset) {
+    for (std::size_t c = 0; c < channels; ++c) {
+        center[c] = static_cast<T>(mean[c]);
+        const double s = inv_std[c] * (weight ? double(weight[c]) : 1.0);
+        scale[c] = static_cast<T>(s);
+        offset[c] = static_cast<T>((bias ? double(bias[c]) : 0.0) - (mean[c] - double(center[c])) * s);
+    }
+}
+
+// Normalization with per-channel mean / inverse std (batch statistics), then weight and bias.
+template <class T>
+void normalize_channels(const CallLayout& call, const std::vector<double>& mean, const std::vector<double>& inv_std,
+                        const T* weight, const T* bias) {
+    const std::size_t channels = mean.size();
+    std::vector<T> center(channels), scale(channels), offset(channels);
+    fold_channels<T>(channels, mean.data(), inv_std.data(), weight, bias, center.data(), scale.data(), offset.data());
+    apply_channel_affine<T>(call, center.data(), scale.data(), offset.data());
+}
+
+// The data pointer of an optional (possibly null) parameter array.
+template <class T>
+const T* data_or_null(const py::array& a) {
+    return a ? static_cast<const T*>(a.data()) : nullptr;
+}
+
+}  // namespace simdnorm::bindings
