@@ -3,11 +3,25 @@
 // reductions across features, no branches inside them).
 #include "simdnorm/running_stats.hpp"
 
+#include "simdnorm/isa.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 namespace simdnorm {
+namespace baseline {
+#include "running_stats_steps.inl"
+}  // namespace baseline
+#if SIMDNORM_HAVE_AVX2
+namespace avx2 {
+void running_welford_f32(const float*, float*, double*, double*, std::size_t, std::int64_t, double) noexcept;
+void running_welford_f64(const double*, double*, double*, double*, std::size_t, std::int64_t, double) noexcept;
+void running_momentum_f32(const float*, float*, double*, double*, std::size_t, double, double) noexcept;
+void running_momentum_f64(const double*, double*, double*, double*, std::size_t, double, double) noexcept;
+}  // namespace avx2
+#endif
+
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -36,52 +50,40 @@ bool find_nonfinite(const T* x, std::size_t rows, std::ptrdiff_t row_stride, std
     return false;
 }
 
-// One exact (Welford) step; y (optional) receives the sample normalized with the new statistics.
-// y may be x (each element is read before it is written), so neither is __restrict.
-template <class T, bool kWrite>
-void welford_step(const T* x, T* y, double* __restrict mean, double* __restrict m2,
-                  std::size_t n, std::int64_t new_count, double eps) noexcept {
-    const double inv = 1.0 / static_cast<double>(new_count);
-    for (std::size_t j = 0; j < n; ++j) {
-        const double xd = static_cast<double>(x[j]);
-        const double d = xd - mean[j];
-        const double m = mean[j] + d * inv;
-        const double centered = xd - m;
-        const double s = m2[j] + d * centered;
-        mean[j] = m;
-        m2[j] = s;
-        if constexpr (kWrite) {
-            if constexpr (sizeof(T) == 4) {
-                // float32 output: one float sqrt and divide (a few ulp) instead of double ones (~2x the cost)
-                y[j] = static_cast<float>(centered) / std::sqrt(static_cast<float>(s * inv + eps));
-            } else {
-                y[j] = static_cast<T>(centered / std::sqrt(s * inv + eps));
-            }
-        }
-    }
+// One sample through the active ISA's loops (AVX2 on AVX2 / AVX-512 machines, the baseline build
+// otherwise; SIMDNORM_ISA / use_isa() apply). y == nullptr: update only.
+bool use_avx2() noexcept {
+#if SIMDNORM_HAVE_AVX2
+    const Isa isa = active_isa();
+    return isa == Isa::avx2 || isa == Isa::avx512;
+#else
+    return false;
+#endif
 }
 
-// One exponentially weighted step (count > 0 before it).
-template <class T, bool kWrite>
-void momentum_step(const T* x, T* y, double* __restrict mean, double* __restrict var,
-                   std::size_t n, double a, double eps) noexcept {
-    const double keep = 1.0 - a;
-    for (std::size_t j = 0; j < n; ++j) {
-        const double xd = static_cast<double>(x[j]);
-        const double d = xd - mean[j];
-        const double m = mean[j] + a * d;
-        const double v = keep * (var[j] + a * d * d);
-        mean[j] = m;
-        var[j] = v;
-        if constexpr (kWrite) {
-            const double centered = xd - m;
-            if constexpr (sizeof(T) == 4) {
-                y[j] = static_cast<float>(centered) / std::sqrt(static_cast<float>(v + eps));
-            } else {
-                y[j] = static_cast<T>(centered / std::sqrt(v + eps));
-            }
-        }
-    }
+void welford_step(const float* x, float* y, double* mean, double* m2, std::size_t n, std::int64_t c, double eps) noexcept {
+#if SIMDNORM_HAVE_AVX2
+    if (use_avx2()) return avx2::running_welford_f32(x, y, mean, m2, n, c, eps);
+#endif
+    baseline::running_welford_f32(x, y, mean, m2, n, c, eps);
+}
+void welford_step(const double* x, double* y, double* mean, double* m2, std::size_t n, std::int64_t c, double eps) noexcept {
+#if SIMDNORM_HAVE_AVX2
+    if (use_avx2()) return avx2::running_welford_f64(x, y, mean, m2, n, c, eps);
+#endif
+    baseline::running_welford_f64(x, y, mean, m2, n, c, eps);
+}
+void momentum_step(const float* x, float* y, double* mean, double* var, std::size_t n, double a, double eps) noexcept {
+#if SIMDNORM_HAVE_AVX2
+    if (use_avx2()) return avx2::running_momentum_f32(x, y, mean, var, n, a, eps);
+#endif
+    baseline::running_momentum_f32(x, y, mean, var, n, a, eps);
+}
+void momentum_step(const double* x, double* y, double* mean, double* var, std::size_t n, double a, double eps) noexcept {
+#if SIMDNORM_HAVE_AVX2
+    if (use_avx2()) return avx2::running_momentum_f64(x, y, mean, var, n, a, eps);
+#endif
+    baseline::running_momentum_f64(x, y, mean, var, n, a, eps);
 }
 
 // The first sample of momentum mode: mean = x, var = 0 (its normalized value is 0).
@@ -135,11 +137,11 @@ std::size_t RunningStats::update(const T* x, std::size_t rows, std::ptrdiff_t ro
         if (policy_ == NonFinite::ignore && !all_finite(row, n)) continue;
         ++used;
         if (exact()) {
-            welford_step<T, false>(row, nullptr, mean_.data(), second_.data(), n, count_ + 1, 0.0);
+            welford_step(row, static_cast<T*>(nullptr), mean_.data(), second_.data(), n, count_ + 1, 0.0);
         } else if (count_ == 0) {
             momentum_first(row, mean_.data(), second_.data(), n);
         } else {
-            momentum_step<T, false>(row, nullptr, mean_.data(), second_.data(), n, momentum_, 0.0);
+            momentum_step(row, static_cast<T*>(nullptr), mean_.data(), second_.data(), n, momentum_, 0.0);
         }
         ++count_;
     }
@@ -246,9 +248,9 @@ bool RunningStats::update_normalize(const T* x, T* y, std::size_t rows, std::ptr
     if (policy_ == NonFinite::raise && find_nonfinite(x, 1, x_row_stride, n, hit)) return false;
     rstd_valid_ = false;
     if (exact()) {
-        welford_step<T, true>(x, y, mean_.data(), second_.data(), n, count_ + 1, eps_);
+        welford_step(x, y, mean_.data(), second_.data(), n, count_ + 1, eps_);
     } else {
-        momentum_step<T, true>(x, y, mean_.data(), second_.data(), n, momentum_, eps_);
+        momentum_step(x, y, mean_.data(), second_.data(), n, momentum_, eps_);
     }
     ++count_;
     return true;

@@ -17,7 +17,10 @@
 // reports where), ignore skips every sample (row) holding a NaN / Inf, propagate lets them in.
 // Normalization: y = (x - mean) / sqrt(var + eps), computed in double from the float64 state and
 // rounded once to the input type (float32 rows with offsets ~1e6 keep full precision).
-// Loops are plain C++ that the compiler auto-vectorizes at baseline flags (SSE2 on x86-64).
+// Loops are plain C++ that the compiler auto-vectorizes. The per-sample update loops
+// (cpp/src/running_stats_steps.inl) are built twice, at baseline flags and in
+// cpp/src/avx2/running_stats.cpp with AVX2+FMA, the latter used while the active ISA (isa.hpp) is
+// avx2 or avx512; batch statistics and normalize() loops are baseline only.
 #pragma once
 
 #include <cstddef>
