@@ -652,6 +652,9 @@ bool is_name(PyObject* key, const char* name) {
 }
 
 template <class Module>
+const py::detail::type_info* module_type_info = nullptr;  // set by install_call_slot
+
+template <class Module>
 PyObject* call_slot(PyObject* self, PyObject* args, PyObject* kwargs) {
     const Py_ssize_t positional = PyTuple_GET_SIZE(args);
     PyObject* x = positional > 0 ? PyTuple_GET_ITEM(args, 0) : nullptr;
@@ -681,9 +684,9 @@ PyObject* call_slot(PyObject* self, PyObject* args, PyObject* kwargs) {
         return nullptr;
     }
     try {
-        auto* module = py::cast<Module*>(py::handle(self));
-        if (!module) throw py::type_error("the module's __init__ was not called");
-        return module->call(x, out ? py::handle(out) : py::handle(Py_None)).release().ptr();
+        auto v_h = reinterpret_cast<py::detail::instance*>(self)->get_value_and_holder(module_type_info<Module>, false);
+        if (!v_h || !v_h.holder_constructed()) throw py::type_error("the module's __init__ was not called");
+        return v_h.template value_ptr<Module>()->call(x, out ? py::handle(out) : py::handle(Py_None)).release().ptr();
     } catch (py::error_already_set& e) {
         e.restore();
     } catch (const py::builtin_exception& e) {
@@ -699,6 +702,7 @@ PyObject* call_slot(PyObject* self, PyObject* args, PyObject* kwargs) {
 // After every def: setting an attribute named __call__ on the type would reset the slot.
 template <class Module>
 void install_call_slot(py::handle cls) {
+    module_type_info<Module> = py::detail::get_type_info(typeid(Module));
     reinterpret_cast<PyTypeObject*>(cls.ptr())->tp_call = &call_slot<Module>;
 }
 
