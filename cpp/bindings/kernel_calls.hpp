@@ -84,18 +84,33 @@ void compute_batch_stats(const CallLayout& call, std::vector<double>& mean, std:
     }
 }
 
+// Folding the mean into the offset (y = x * scale + offset, one FMA, no center) costs about
+// |mean * scale| ulps of the output; up to this many output units that stays below ~1e-6 for
+// float32, so only inputs whose mean sits far from zero in units of their std need the center.
+constexpr double kFoldableShift = 16.0;
+
 // Folds per-channel mean / inverse std and the optional affine parameters into the arguments of
-// apply_channel_affine, keeping precision for large means: the center is the mean rounded to T and
-// the rounding remainder goes into the offset.
+// apply_channel_affine. Returns whether the center is needed: if not, center is all zeros and
+// offset = bias - mean * scale (callers may pass nullptr for the center). If it is, center is the
+// mean rounded to T and the rounding remainder goes into the offset, keeping full precision for
+// large means.
 template <class T>
-void fold_channels(std::size_t channels, const double* mean, const double* inv_std, const T* weight, const T* bias,
+bool fold_channels(std::size_t channels, const double* mean, const double* inv_std, const T* weight, const T* bias,
                    T* center, T* scale, T* offset) {
+    bool needs_center = false;
     for (std::size_t c = 0; c < channels; ++c) {
-        center[c] = static_cast<T>(mean[c]);
         const double s = inv_std[c] * (weight ? double(weight[c]) : 1.0);
-        scale[c] = static_cast<T>(s);
-        offset[c] = static_cast<T>((bias ? double(bias[c]) : 0.0) - (mean[c] - double(center[c])) * s);
+        const double shift = mean[c] * s;
+        needs_center = needs_center || !(shift <= kFoldableShift && shift >= -kFoldableShift);  // NaN: centered
     }
+    for (std::size_t c = 0; c < channels; ++c) {
+        const double s = inv_std[c] * (weight ? double(weight[c]) : 1.0);
+        const double b = bias ? double(bias[c]) : 0.0;
+        center[c] = needs_center ? static_cast<T>(mean[c]) : T(0);
+        scale[c] = static_cast<T>(s);
+        offset[c] = static_cast<T>(b - (mean[c] - double(center[c])) * s);
+    }
+    return needs_center;
 }
 
 // Normalization with per-channel mean / inverse std (batch statistics), then weight and bias.
@@ -104,8 +119,9 @@ void normalize_channels(const CallLayout& call, const std::vector<double>& mean,
                         const T* weight, const T* bias) {
     const std::size_t channels = mean.size();
     std::vector<T> center(channels), scale(channels), offset(channels);
-    fold_channels<T>(channels, mean.data(), inv_std.data(), weight, bias, center.data(), scale.data(), offset.data());
-    apply_channel_affine<T>(call, center.data(), scale.data(), offset.data());
+    const bool centered =
+        fold_channels<T>(channels, mean.data(), inv_std.data(), weight, bias, center.data(), scale.data(), offset.data());
+    apply_channel_affine<T>(call, centered ? center.data() : nullptr, scale.data(), offset.data());
 }
 
 // The data pointer of an optional (possibly null) parameter array.

@@ -31,27 +31,35 @@ py::array running_array(py::handle obj, const char* name, std::size_t channels, 
     return a;
 }
 
-double element(const py::array& a, std::size_t i) {
-    const char* p = static_cast<const char*>(a.data()) + static_cast<py::ssize_t>(i) * a.strides(0);
-    return a.itemsize() == 4 ? double(*reinterpret_cast<const float*>(p)) : *reinterpret_cast<const double*>(p);
+// A 1-D float32 / float64 array as doubles: one dtype branch, then a plain strided loop.
+std::vector<double> to_doubles(const py::array& a) {
+    const std::size_t n = static_cast<std::size_t>(a.shape(0));
+    const py::ssize_t stride = a.strides(0);
+    const char* p = static_cast<const char*>(a.data());
+    std::vector<double> values(n);
+    if (a.itemsize() == 4) {
+        for (std::size_t i = 0; i < n; ++i) values[i] = *reinterpret_cast<const float*>(p + py::ssize_t(i) * stride);
+    } else {
+        for (std::size_t i = 0; i < n; ++i) values[i] = *reinterpret_cast<const double*>(p + py::ssize_t(i) * stride);
+    }
+    return values;
 }
 
-void set_element(py::array& a, std::size_t i, double v) {
-    char* p = static_cast<char*>(a.mutable_data()) + static_cast<py::ssize_t>(i) * a.strides(0);
+// Writes doubles into a contiguous 1-D float32 / float64 array.
+void store_doubles(py::array& a, const std::vector<double>& values) {
     if (a.itemsize() == 4) {
-        *reinterpret_cast<float*>(p) = static_cast<float>(v);
+        float* p = static_cast<float*>(a.mutable_data());
+        for (std::size_t i = 0; i < values.size(); ++i) p[i] = static_cast<float>(values[i]);
     } else {
-        *reinterpret_cast<double*>(p) = v;
+        double* p = static_cast<double*>(a.mutable_data());
+        for (std::size_t i = 0; i < values.size(); ++i) p[i] = values[i];
     }
 }
 
-double param_value(const py::array& a, std::size_t i, double fallback) { return a ? element(a, i) : fallback; }
-
-void check_running_var(const py::array& running_mean, const py::array& running_var) {
-    for (py::ssize_t c = 0; c < running_var.shape(0); ++c) {
-        const double m = element(running_mean, static_cast<std::size_t>(c)), v = element(running_var, static_cast<std::size_t>(c));
-        if (!std::isfinite(m)) throw py::value_error("running_mean must be finite, channel " + std::to_string(c) + " is not");
-        if (!std::isfinite(v) || v < 0.0) {
+void check_running_stats(const std::vector<double>& mean, const std::vector<double>& var) {
+    for (std::size_t c = 0; c < mean.size(); ++c) {
+        if (!std::isfinite(mean[c])) throw py::value_error("running_mean must be finite, channel " + std::to_string(c) + " is not");
+        if (!std::isfinite(var[c]) || var[c] < 0.0) {
             throw py::value_error("running_var must be finite and >= 0, channel " + std::to_string(c) + " is not");
         }
     }
@@ -90,36 +98,37 @@ py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle 
         }
     } else {
         if (!running_mean) throw py::value_error("running_mean and running_var are required when training=False");
-        check_running_var(running_mean, running_var);
     }
+    std::vector<double> mean = running_mean ? to_doubles(running_mean) : std::vector<double>(channels);
+    std::vector<double> var = running_var ? to_doubles(running_var) : std::vector<double>(channels);
+    if (!training) check_running_stats(mean, var);
     const CallLayout call = resolve_call_layout(x, axes, out);
     if (count == 0 || channels == 0) {  // empty batch: empty output, running statistics untouched
         finish_call(call);
         return call.result;
     }
-    std::vector<double> mean(channels), m2(channels), inv_std(channels);
+    std::vector<double> batch_mean(channels), m2(channels), inv_std(channels);
     const bool f32 = dtype_of(x) == Dtype::f32;
     if (training) {
-        f32 ? compute_batch_stats<float>(call, mean, m2) : compute_batch_stats<double>(call, mean, m2);
+        f32 ? compute_batch_stats<float>(call, batch_mean, m2) : compute_batch_stats<double>(call, batch_mean, m2);
         for (std::size_t c = 0; c < channels; ++c) inv_std[c] = 1.0 / std::sqrt(m2[c] / double(count) + eps);
     } else {
-        for (std::size_t c = 0; c < channels; ++c) {
-            mean[c] = element(running_mean, c);
-            inv_std[c] = 1.0 / std::sqrt(element(running_var, c) + eps);
-        }
+        batch_mean = mean;
+        for (std::size_t c = 0; c < channels; ++c) inv_std[c] = 1.0 / std::sqrt(var[c] + eps);
     }
     if (f32) {
-        normalize_channels<float>(call, mean, inv_std, data_or_null<float>(weight), data_or_null<float>(bias));
+        normalize_channels<float>(call, batch_mean, inv_std, data_or_null<float>(weight), data_or_null<float>(bias));
     } else {
-        normalize_channels<double>(call, mean, inv_std, data_or_null<double>(weight), data_or_null<double>(bias));
+        normalize_channels<double>(call, batch_mean, inv_std, data_or_null<double>(weight), data_or_null<double>(bias));
     }
     finish_call(call);
     if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance
         for (std::size_t c = 0; c < channels; ++c) {
-            const double unbiased = m2[c] / double(count - 1);
-            set_element(running_mean, c, (1.0 - momentum) * element(running_mean, c) + momentum * mean[c]);
-            set_element(running_var, c, (1.0 - momentum) * element(running_var, c) + momentum * unbiased);
+            mean[c] = (1.0 - momentum) * mean[c] + momentum * batch_mean[c];
+            var[c] = (1.0 - momentum) * var[c] + momentum * (m2[c] / double(count - 1));
         }
+        store_doubles(running_mean, mean);
+        store_doubles(running_var, var);
     }
     return call.result;
 }
@@ -168,14 +177,19 @@ py::tuple fold_batch_norm(py::handle running_mean_obj, py::handle running_var_ob
     const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channels)};
     const py::array weight = param_array(weight_obj, "weight", running_mean, shape);
     const py::array bias = param_array(bias_obj, "bias", running_mean, shape);
-    check_running_var(running_mean, running_var);
-    py::array scale(running_mean.dtype(), shape), shift(running_mean.dtype(), shape);
+    const std::vector<double> mean = to_doubles(running_mean), var = to_doubles(running_var);
+    check_running_stats(mean, var);
+    const std::vector<double> w = weight ? to_doubles(weight) : std::vector<double>(channels, 1.0);
+    const std::vector<double> b = bias ? to_doubles(bias) : std::vector<double>(channels, 0.0);
+    std::vector<double> scale(channels), shift(channels);
     for (std::size_t c = 0; c < channels; ++c) {
-        const double s = param_value(weight, c, 1.0) / std::sqrt(element(running_var, c) + eps);
-        set_element(scale, c, s);
-        set_element(shift, c, param_value(bias, c, 0.0) - element(running_mean, c) * s);
+        scale[c] = w[c] / std::sqrt(var[c] + eps);
+        shift[c] = b[c] - mean[c] * scale[c];
     }
-    return py::make_tuple(scale, shift);
+    py::array scale_out(running_mean.dtype(), shape), shift_out(running_mean.dtype(), shape);
+    store_doubles(scale_out, scale);
+    store_doubles(shift_out, shift);
+    return py::make_tuple(scale_out, shift_out);
 }
 
 template <class T>
