@@ -106,9 +106,9 @@ def shapes_grid(ops, shapes):
     cases = []
     for op in ops:
         if op.startswith("batch_norm"):
-            cases += _bn_cases(op, shapes)
+            cases += _bn_cases(op, [s for s, out in shapes if not out])
         else:
-            cases += [_case(op, s) for s in shapes]
+            cases += [_case(op, s, out=out) for s, out in shapes]
     return cases
 
 
@@ -142,7 +142,8 @@ def parse_args(argv):
     p.add_argument(
         "--shapes",
         default=None,
-        help="comma list like 1x768,32x768; 2-D = rows x cols (BatchNorm: N x F), "
+        help="comma list like 1x768,32x768,16384x1024:out; 2-D = rows x cols (BatchNorm: N x F), :out = with out= "
+        "(LayerNorm / RMSNorm), "
         "4-D = N x C x H x W (BatchNorm runs NCHW and NHWC). Overrides the grid.",
     )
     p.add_argument("--threads", default="1,all", help="comma list of thread counts, 'all' = every usable CPU")
@@ -172,9 +173,15 @@ def parse_args(argv):
         p.error("--dtype: float32 and/or float64")
     if args.shapes:
         try:
-            args.shape_list = [tuple(int(d) for d in s.lower().split("x")) for s in args.shapes.split(",") if s]
+            args.shape_list = []
+            for s in args.shapes.split(","):
+                s = s.strip().lower()
+                if not s:
+                    continue
+                out = s.endswith(":out")  # e.g. 16384x1024:out times the out= variant (LayerNorm / RMSNorm)
+                args.shape_list.append((tuple(int(d) for d in s.removesuffix(":out").split("x")), out))
         except ValueError:
-            p.error("--shapes: like 1x768,32x768 or 8x256x14x14")
+            p.error("--shapes: like 1x768,32x768:out or 8x256x14x14")
     else:
         args.shape_list = None
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

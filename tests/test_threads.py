@@ -32,6 +32,8 @@ def _cases(rng, dtype):
     """name -> callable returning a tuple of arrays; every input is large (>= 2**16 elements)."""
     rows = (rng.standard_normal((512, 768)) + 3).astype(dtype)
     wide = rng.standard_normal((3, 40000)).astype(dtype)
+    long_rows = (rng.standard_normal((2, 200003)) + 1e3).astype(dtype)  # each row split across threads
+    w_long, b_long = rng.uniform(0.5, 2, 200003).astype(dtype), rng.uniform(-1, 1, 200003).astype(dtype)
     nchw = (rng.standard_normal((64, 8, 32, 32)) * 2 - 1).astype(dtype)
     single = rng.standard_normal((1, 64, 4096)).astype(dtype)
     nhwc = rng.standard_normal((32, 16, 16, 24)).astype(dtype)
@@ -54,6 +56,8 @@ def _cases(rng, dtype):
     return {
         "layer_norm_rows": lambda: simdnorm.layer_norm(rows, w768, b768, return_stats=True),
         "layer_norm_wide_rows": lambda: (simdnorm.layer_norm(wide),),
+        "layer_norm_long_rows": lambda: simdnorm.layer_norm(long_rows, w_long, b_long, return_stats=True),
+        "rms_norm_long_rows": lambda: (simdnorm.rms_norm(long_rows, w_long),),
         "layer_norm_channels_first": lambda: simdnorm.layer_norm(nchw, w8, b8, axis=(1,), return_stats=True),
         "layer_norm_single_sample_columns": lambda: simdnorm.layer_norm(single, w64, b64, axis=(1,),
                                                                          return_stats=True),

@@ -1,6 +1,7 @@
 // Public operations: split work into fixed chunks, run them through the active kernel table.
 // Compiled with baseline flags. Chunk boundaries depend on the shape only, never on the thread
 // count, so results are bit-identical for any number of threads.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -18,6 +19,18 @@ namespace {
 constexpr std::size_t kMinParallelElements = std::size_t(1) << 15;
 // Target elements per task.
 constexpr std::size_t kTaskElements = std::size_t(1) << 15;
+
+// Outputs at least this large are written with non-temporal stores (kernels.hpp, stream_output):
+// then x + y fill the 32 MiB L3 of the measured machine, and cached stores would only evict x and
+// pay a read-for-ownership. Swept 4-64 MiB of output (bench/README.md, Tuning log): streaming wins
+// from 16 MiB at 1 and 2 threads, 8 MiB is a tie, below it loses.
+constexpr std::size_t kStreamOutputBytes = std::size_t(16) << 20;
+std::size_t stream_output_bytes() { return kStreamOutputBytes; }
+// Rows at least this long are split across threads: statistics per piece of kStatsPiece elements
+// (in parallel), merged in order, then the normalization in parallel. Fixed by the shape, so the
+// bits do not depend on the thread count.
+constexpr std::size_t kSplitRowElements = std::size_t(1) << 17;
+constexpr std::size_t kStatsPiece = 4096;
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 std::size_t max_size(std::size_t a, std::size_t b) { return a > b ? a : b; }
@@ -41,9 +54,84 @@ void run_chunked(std::size_t n, std::size_t chunk, std::size_t total_elements, c
 // LayerNorm and RMSNorm share the splitting: rows of the outer axis, or lanes of the inner axis
 // when there is a single outer index (columns layout). Rows and lanes are independent, so any
 // split gives identical bits.
+// One long contiguous row at a time, split into pieces (see kSplitRowElements).
 template <class T>
-void run_norm(const NormArgs<T>& args, void (*kernel)(const NormArgs<T>&) noexcept) {
+void run_split_rows(const NormArgs<T>& args, void (*kernel)(const NormArgs<T>&) noexcept, bool layer) {
+    const std::size_t n = args.mid;
+    const std::size_t pieces = ceil_div(n, kStatsPiece);
+    const std::size_t full_pieces = n / kStatsPiece;
+    std::vector<double> piece_stats(2 * pieces);
+    for (std::size_t o = 0; o < args.outer; ++o) {
+        const T* x = args.x + static_cast<std::ptrdiff_t>(o) * args.x_outer_stride;
+        T* y = args.y + static_cast<std::ptrdiff_t>(o) * args.y_outer_stride;
+        // Pass 1: statistics of each piece, the pieces viewed as rows of kStatsPiece elements.
+        run_chunked(pieces, kTaskElements / kStatsPiece, n, [&](std::size_t first, std::size_t count) {
+            NormArgs<T> part = args;
+            part.x = x + first * kStatsPiece;
+            part.y = nullptr;
+            part.mean = part.rstd = nullptr;
+            part.stats_in = nullptr;
+            part.stats_out = piece_stats.data() + 2 * first;
+            part.mid = kStatsPiece;
+            part.x_outer_stride = static_cast<std::ptrdiff_t>(kStatsPiece);
+            part.outer = (first + count <= full_pieces) ? count : full_pieces - first;
+            if (part.outer != 0) kernel(part);
+            if (first + count > full_pieces) {  // the short last piece
+                part.x = x + full_pieces * kStatsPiece;
+                part.stats_out = piece_stats.data() + 2 * full_pieces;
+                part.mid = n - full_pieces * kStatsPiece;
+                part.outer = 1;
+                kernel(part);
+            }
+        });
+        // Merge in order (Chan for LayerNorm, a plain sum of squares for RMSNorm).
+        double row[2];
+        if (layer) {
+            double mean = piece_stats[0], m2 = piece_stats[1], count = static_cast<double>(std::min(n, kStatsPiece));
+            for (std::size_t k = 1; k < pieces; ++k) {
+                const double n_k = static_cast<double>(std::min(n - k * kStatsPiece, kStatsPiece));
+                const double total = count + n_k;
+                const double delta = piece_stats[2 * k] - mean;
+                const double weight_k = n_k / total;
+                mean += delta * weight_k;
+                m2 += piece_stats[2 * k + 1] + delta * delta * count * weight_k;
+                count = total;
+            }
+            const double var = m2 / static_cast<double>(n);
+            row[0] = mean;
+            row[1] = 1.0 / std::sqrt((var < 0.0 ? 0.0 : var) + args.eps);  // NaN stays NaN
+            if (args.mean) args.mean[o] = static_cast<T>(mean);
+        } else {
+            double sum_squares = 0.0;
+            for (std::size_t k = 0; k < pieces; ++k) sum_squares += piece_stats[2 * k + 1];
+            row[0] = 0.0;
+            row[1] = 1.0 / std::sqrt(sum_squares / static_cast<double>(n) + args.eps);
+        }
+        if (args.rstd) args.rstd[o] = static_cast<T>(row[1]);
+        // Pass 2: normalize the pieces with the row's statistics.
+        run_chunked(n, kTaskElements, n, [&](std::size_t first, std::size_t count) {
+            NormArgs<T> part = args;
+            part.x = x + first;
+            part.y = y + first;
+            part.weight = args.weight ? args.weight + first : nullptr;
+            part.bias = args.bias ? args.bias + first : nullptr;
+            part.mean = part.rstd = nullptr;
+            part.stats_in = row;
+            part.outer = 1;
+            part.mid = count;
+            kernel(part);
+        });
+    }
+}
+
+template <class T>
+void run_norm(NormArgs<T> args, void (*kernel)(const NormArgs<T>&) noexcept, bool layer) {
     const std::size_t total = args.outer * args.mid * args.inner;
+    args.stream_output = total * sizeof(T) >= stream_output_bytes();
+    if (args.inner == 1 && args.mid >= kSplitRowElements) {
+        run_split_rows(args, kernel, layer);
+        return;
+    }
     if (args.outer == 1 && args.inner > 1) {
         const std::size_t chunk = max_size(64, ceil_div(kTaskElements, max_size(args.mid, 1)));
         run_chunked(args.inner, chunk, total, [&](std::size_t first, std::size_t count) {
@@ -88,13 +176,13 @@ bool fill_empty_norm_stats(const NormArgs<T>& args) {
 template <class T>
 void layer_norm(const NormArgs<T>& args) {
     if (fill_empty_norm_stats(args)) return;
-    run_norm(args, active_table().get<T>().layer_norm);
+    run_norm(args, active_table().get<T>().layer_norm, true);
 }
 
 template <class T>
 void rms_norm(const NormArgs<T>& args) {
     if (fill_empty_norm_stats(args)) return;
-    run_norm(args, active_table().get<T>().rms_norm);
+    run_norm(args, active_table().get<T>().rms_norm, false);
 }
 
 template <class T>
@@ -154,9 +242,11 @@ void batch_stats(const BatchStatsArgs<T>& args) {
 }
 
 template <class T>
-void channel_affine(const ChannelAffineArgs<T>& args) {
-    const std::size_t total = args.outer * args.mid * args.inner;
+void channel_affine(const ChannelAffineArgs<T>& caller_args) {
+    const std::size_t total = caller_args.outer * caller_args.mid * caller_args.inner;
     if (total == 0) return;
+    ChannelAffineArgs<T> args = caller_args;
+    args.stream_output = total * sizeof(T) >= stream_output_bytes();
     const auto kernel = active_table().get<T>().channel_affine;
     if (args.outer == 1 && args.inner > 1) {  // one sample, channels-first: split channels
         run_chunked(args.mid, max_size(1, kTaskElements / args.inner), total, [&](std::size_t first, std::size_t count) {

@@ -69,6 +69,28 @@ std::vector<T> run_public_ops() {
         append(rstd);
     }
 
+    {  // two rows of 131200 (past the long-row threshold, not a multiple of the statistics piece):
+       // each row is split across threads
+        NormArgs<T> a;
+        std::vector<T> y(x.size()), mean(2), rstd(2), long_weight = normal_values<T>(x.size() / 2, 10, 1.0, 0.5);
+        a.x = x.data();
+        a.y = y.data();
+        a.weight = long_weight.data();
+        a.bias = long_weight.data();
+        a.mean = mean.data();
+        a.rstd = rstd.data();
+        a.outer = 2;
+        a.mid = x.size() / 2;
+        a.x_outer_stride = a.y_outer_stride = static_cast<std::ptrdiff_t>(a.mid);
+        simdnorm::layer_norm(a);
+        append(y);
+        append(mean);
+        append(rstd);
+        simdnorm::rms_norm(a);
+        append(y);
+        append(rstd);
+    }
+
     // batch_stats: channels-last over many blocks of rows, and channels-first.
     for (bool channels_last : {true, false}) {
         std::vector<double> mean(16), m2(16);

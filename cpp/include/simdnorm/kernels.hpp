@@ -21,6 +21,12 @@
 // ((x - m) - delta) * rstd where m is the mean rounded to T and delta the rounding remainder, so
 // float32 rows with a large common offset keep full precision and a constant row yields exactly
 // `bias`. NaN / Inf in x propagate to the affected rows / channels.
+//
+// Output stores: with `stream_output` the contiguous runs of y are written with non-temporal
+// (streaming) stores where the variant has them (AVX2, AVX-512: the vector-aligned body of each run;
+// the unaligned head and the tail use normal stores), followed by a store fence before the kernel
+// returns. It only changes where the bits go (not into the caches), never the bits: the caller
+// sets it when y is far larger than the last-level cache and will not be reread soon.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +46,16 @@ struct NormArgs {
     std::ptrdiff_t x_outer_stride = 0, x_mid_stride = 1;  // x_mid_stride must be 1 when inner == 1
     std::ptrdiff_t y_outer_stride = 0, y_mid_stride = 1;  // y_mid_stride must be 1 when inner == 1
     double eps = 1e-5;
+    bool stream_output = false;  // non-temporal stores for y (see the top of this file)
+    // Rows layout only (inner == 1): one row split into pieces across threads.
+    // stats_out non-null: statistics only, y / mean / rstd untouched: stats_out[2 o], [2 o + 1] =
+    //   mean and M2 of row o (LayerNorm, the same per-row reduction as a full call), or 0 and the sum
+    //   of squares (RMSNorm).
+    // stats_in non-null: no reduction; row o is normalized with mean = stats_in[2 o] (ignored by
+    //   rms_norm) and rstd = stats_in[2 o + 1], both in double, exactly as a full call uses its own.
+    //   mean / rstd outputs are not written.
+    double* stats_out = nullptr;
+    const double* stats_in = nullptr;
 };
 
 // Per-channel batch statistics over (outer, inner) for every channel in `mid`.
@@ -66,6 +82,7 @@ struct ChannelAffineArgs {
     std::size_t outer = 0, mid = 0, inner = 1;
     std::ptrdiff_t x_outer_stride = 0, x_mid_stride = 1;  // mid strides must be 1 when inner == 1
     std::ptrdiff_t y_outer_stride = 0, y_mid_stride = 1;
+    bool stream_output = false;  // non-temporal stores for y (see the top of this file)
 };
 
 #define SIMDNORM_DECLARE_KERNELS(ns)                                        \

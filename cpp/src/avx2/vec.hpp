@@ -35,6 +35,11 @@ inline void store(float* p, Vec<float> a) { _mm256_storeu_ps(p, a.v); }
 inline void store(double* p, Vec<double> a) { _mm256_storeu_pd(p, a.v); }
 inline void store_partial(float* p, Vec<float> a, std::size_t n) { _mm256_maskstore_ps(p, first_lanes_32(n), a.v); }
 inline void store_partial(double* p, Vec<double> a, std::size_t n) { _mm256_maskstore_pd(p, first_lanes_64(n), a.v); }
+// Non-temporal store (bypasses the caches; no read-for-ownership). p must be 32-byte aligned;
+// a stream_fence() must follow the last one before other threads read the data.
+inline void store_stream(float* p, Vec<float> a) { _mm256_stream_ps(p, a.v); }
+inline void store_stream(double* p, Vec<double> a) { _mm256_stream_pd(p, a.v); }
+inline void stream_fence() { _mm_sfence(); }
 inline Vec<float> splat(float s) { return {_mm256_set1_ps(s)}; }
 inline Vec<double> splat(double s) { return {_mm256_set1_pd(s)}; }
 

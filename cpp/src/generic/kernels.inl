@@ -7,10 +7,32 @@ inline double inverse_std(double m2, double count, double eps) {
     return 1.0 / std::sqrt(clamp_non_negative(m2 / count) + eps);
 }
 
+// y[i, i + valid) = make(i, valid) over [0, n), one vector at a time (valid < lanes only at the
+// tail, and at the head when streaming). With `stream`, the part of y aligned to a whole vector
+// is written with non-temporal stores; the head up to that alignment uses a partial store.
+template <class T, class Make>
+inline void write_run(T* y, std::size_t n, bool stream, Make&& make) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    std::size_t i = 0;
+    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(y);
+    if (stream && n >= 2 * L && address % sizeof(T) == 0) {
+        const std::size_t head = ((sizeof(V) - address % sizeof(V)) % sizeof(V)) / sizeof(T);  // < L
+        if (head != 0) {
+            store_partial(y, make(std::size_t(0), head), head);
+            i = head;
+        }
+        for (; i + L <= n; i += L) store_stream(y + i, make(i, L));
+    }
+    for (; i + L <= n; i += L) store(y + i, make(i, L));
+    if (i < n) store_partial(y + i, make(i, n - i), n - i);
+}
+
 // y = (x - pivot) * rstd + shift  (Centered)   or   y = x * rstd  (not Centered),
 // then * weight and + bias per element when present. x and y may be the same row.
 template <class T, bool Centered, bool HasWeight, bool HasBias>
-void normalize_row(const T* x, T* y, std::size_t n, T pivot, T rstd, T shift, const T* weight, const T* bias) {
+void normalize_row(const T* x, T* y, std::size_t n, T pivot, T rstd, T shift, const T* weight, const T* bias,
+                   bool stream) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     const V c = splat(pivot), r = splat(rstd), s = splat(shift);
@@ -29,18 +51,18 @@ void normalize_row(const T* x, T* y, std::size_t n, T pivot, T rstd, T shift, co
         }
         return t;
     };
-    std::size_t i = 0;
-    for (; i + L <= n; i += L) store(y + i, apply(load(x + i), i, L));
-    if (i < n) store_partial(y + i, apply(load_partial(x + i, n - i), i, n - i), n - i);
+    write_run(y, n, stream, [&](std::size_t i, std::size_t valid) {
+        return apply(valid == L ? load(x + i) : load_partial(x + i, valid), i, valid);
+    });
 }
 
 template <class T, bool Centered>
 void normalize_row_affine(const T* x, T* y, std::size_t n, T pivot, T rstd, T shift, const T* weight,
-                          const T* bias) {
-    if (weight && bias) return normalize_row<T, Centered, true, true>(x, y, n, pivot, rstd, shift, weight, bias);
-    if (weight) return normalize_row<T, Centered, true, false>(x, y, n, pivot, rstd, shift, weight, bias);
-    if (bias) return normalize_row<T, Centered, false, true>(x, y, n, pivot, rstd, shift, weight, bias);
-    normalize_row<T, Centered, false, false>(x, y, n, pivot, rstd, shift, weight, bias);
+                          const T* bias, bool stream) {
+    if (weight && bias) return normalize_row<T, Centered, true, true>(x, y, n, pivot, rstd, shift, weight, bias, stream);
+    if (weight) return normalize_row<T, Centered, true, false>(x, y, n, pivot, rstd, shift, weight, bias, stream);
+    if (bias) return normalize_row<T, Centered, false, true>(x, y, n, pivot, rstd, shift, weight, bias, stream);
+    normalize_row<T, Centered, false, false>(x, y, n, pivot, rstd, shift, weight, bias, stream);
 }
 
 // Columns layout: per-lane pivot / rstd / shift vectors, weight and bias broadcast per row m.
@@ -59,11 +81,19 @@ void normalize_tile(const NormArgs<T>& a, std::size_t o, std::size_t lane, std::
     }
     const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride + lane;
     T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride + lane;
+    const bool stream = a.stream_output && last_lanes == L;  // only whole vectors stream
     for (std::size_t m = 0; m < a.mid; ++m) {
         const T* xm = x + static_cast<std::ptrdiff_t>(m) * a.x_mid_stride;
         T* ym = y + static_cast<std::ptrdiff_t>(m) * a.y_mid_stride;
         const V w = splat(a.weight ? a.weight[m] : T(1));
         const V b = splat(a.bias ? a.bias[m] : T(0));
+        if (stream && reinterpret_cast<std::uintptr_t>(ym) % sizeof(V) == 0) {
+            for (std::size_t v = 0; v < vectors; ++v) {
+                const V t = Centered ? mul_add(load(xm + v * L) - c[v], r[v], s[v]) : load(xm + v * L) * r[v];
+                store_stream(ym + v * L, mul_add(t, w, b));
+            }
+            continue;
+        }
         for (std::size_t v = 0; v < vectors; ++v) {
             const V xv = load_tile(xm + v * L, v, vectors, last_lanes);
             const V t = Centered ? mul_add(xv - c[v], r[v], s[v]) : xv * r[v];
@@ -77,14 +107,29 @@ void layer_norm_rows(const NormArgs<T>& a) {
     const double count = static_cast<double>(a.mid);
     for (std::size_t o = 0; o < a.outer; ++o) {
         const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
-        const Moments stats = row_moments(x, a.mid);
-        const double rstd = inverse_std(stats.m2, count, a.eps);
-        const T pivot = static_cast<T>(stats.mean);
-        const T shift = static_cast<T>(-(stats.mean - static_cast<double>(pivot)) * rstd);
-        if (a.mean) a.mean[o] = pivot;
-        if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
+        if (a.stats_out) {
+            const Moments stats = row_moments(x, a.mid);
+            a.stats_out[2 * o] = stats.mean;
+            a.stats_out[2 * o + 1] = stats.m2;
+            continue;
+        }
+        double mean, rstd;
+        if (a.stats_in) {
+            mean = a.stats_in[2 * o];
+            rstd = a.stats_in[2 * o + 1];
+        } else {
+            const Moments stats = row_moments(x, a.mid);
+            mean = stats.mean;
+            rstd = inverse_std(stats.m2, count, a.eps);
+        }
+        const T pivot = static_cast<T>(mean);
+        const T shift = static_cast<T>(-(mean - static_cast<double>(pivot)) * rstd);
+        if (!a.stats_in) {
+            if (a.mean) a.mean[o] = pivot;
+            if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
+        }
         normalize_row_affine<T, true>(x, a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride, a.mid, pivot,
-                                      static_cast<T>(rstd), shift, a.weight, a.bias);
+                                      static_cast<T>(rstd), shift, a.weight, a.bias, a.stream_output);
     }
 }
 
@@ -119,13 +164,21 @@ void rms_norm_rows(const NormArgs<T>& a) {
     const double count = static_cast<double>(a.mid);
     for (std::size_t o = 0; o < a.outer; ++o) {
         const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
-        const double rstd = 1.0 / std::sqrt(row_sum_squares(x, a.mid) / count + a.eps);
-        if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
+        if (a.stats_out) {
+            a.stats_out[2 * o] = 0.0;
+            a.stats_out[2 * o + 1] = row_sum_squares(x, a.mid);
+            continue;
+        }
+        const double rstd =
+            a.stats_in ? a.stats_in[2 * o + 1] : 1.0 / std::sqrt(row_sum_squares(x, a.mid) / count + a.eps);
+        if (a.rstd && !a.stats_in) a.rstd[o] = static_cast<T>(rstd);
         T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
         if (a.weight) {
-            normalize_row<T, false, true, false>(x, y, a.mid, T(0), static_cast<T>(rstd), T(0), a.weight, nullptr);
+            normalize_row<T, false, true, false>(x, y, a.mid, T(0), static_cast<T>(rstd), T(0), a.weight, nullptr,
+                                                 a.stream_output);
         } else {
-            normalize_row<T, false, false, false>(x, y, a.mid, T(0), static_cast<T>(rstd), T(0), nullptr, nullptr);
+            normalize_row<T, false, false, false>(x, y, a.mid, T(0), static_cast<T>(rstd), T(0), nullptr, nullptr,
+                                                  a.stream_output);
         }
     }
 }
@@ -159,6 +212,18 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         for (std::size_t o = 0; o < a.outer; ++o) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
             T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
+            if (a.stream_output) {
+                write_run(y, a.mid, true, [&](std::size_t i, std::size_t n) {
+                    if (n == L) {
+                        const V xv = Centered ? load(x + i) - load(a.center + i) : load(x + i);
+                        return mul_add(xv, load(a.scale + i), load(a.offset + i));
+                    }
+                    const V xv =
+                        Centered ? load_partial(x + i, n) - load_partial(a.center + i, n) : load_partial(x + i, n);
+                    return mul_add(xv, load_partial(a.scale + i, n), load_partial(a.offset + i, n));
+                });
+                continue;
+            }
             std::size_t i = 0;
             for (; i + L <= a.mid; i += L) {
                 const V xv = Centered ? load(x + i) - load(a.center + i) : load(x + i);
@@ -177,6 +242,13 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride;
             T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride + static_cast<std::ptrdiff_t>(c) * a.y_mid_stride;
             const V center = splat(Centered ? a.center[c] : T(0)), scale = splat(a.scale[c]), offset = splat(a.offset[c]);
+            if (a.stream_output) {
+                write_run(y, a.inner, true, [&](std::size_t i, std::size_t n) {
+                    const V xv = n == L ? load(x + i) : load_partial(x + i, n);
+                    return mul_add(Centered ? xv - center : xv, scale, offset);
+                });
+                continue;
+            }
             std::size_t i = 0;
             for (; i + 2 * L <= a.inner; i += 2 * L) {
                 const V x0 = Centered ? load(x + i) - center : load(x + i);
@@ -203,6 +275,7 @@ void layer_norm(const NormArgs<T>& a) noexcept {
     } else {
         layer_norm_columns(a);
     }
+    if (a.stream_output) stream_fence();
 }
 
 template <class T>
@@ -212,6 +285,7 @@ void rms_norm(const NormArgs<T>& a) noexcept {
     } else {
         rms_norm_columns(a);
     }
+    if (a.stream_output) stream_fence();
 }
 
 template <class T>
@@ -249,6 +323,7 @@ void channel_affine(const ChannelAffineArgs<T>& a) noexcept {
     } else {
         channel_affine_impl<T, false>(a);
     }
+    if (a.stream_output) stream_fence();
 }
 
 template void layer_norm<float>(const NormArgs<float>&) noexcept;

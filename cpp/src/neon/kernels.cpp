@@ -3,6 +3,7 @@
 // The bodies are the generic ones in cpp/src/generic/, instantiated here for this variant's Vec.
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #include "simdnorm/kernels.hpp"
 #include "neon/vec.hpp"

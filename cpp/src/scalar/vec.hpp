@@ -14,6 +14,9 @@ template <class T> inline Vec<T> load(const T* p) { return {*p}; }
 template <class T> inline Vec<T> load_partial(const T*, std::size_t) { return {T(0)}; }  // n < 1 lane: empty
 template <class T> inline void store(T* p, Vec<T> a) { *p = a.v; }
 template <class T> inline void store_partial(T*, Vec<T>, std::size_t) {}
+// No portable non-temporal store in the baseline: a plain store.
+template <class T> inline void store_stream(T* p, Vec<T> a) { *p = a.v; }
+inline void stream_fence() {}
 template <class T> inline Vec<T> splat(T s) { return {s}; }
 
 template <class T> inline Vec<T> operator+(Vec<T> a, Vec<T> b) { return {a.v + b.v}; }
