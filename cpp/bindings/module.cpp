@@ -11,6 +11,7 @@ void register_batch_norm(py::module_& m);
 void register_dispatch(py::module_& m);
 void register_streaming(py::module_& m);
 void register_modules(py::module_& m);
+void register_capi(py::module_& m);
 }  // namespace simdnorm::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_core, m) {
     simdnorm::bindings::register_batch_norm(m);
     simdnorm::bindings::register_streaming(m);
     simdnorm::bindings::register_modules(m);
+    simdnorm::bindings::register_capi(m);  // _C_API capsule: simdnorm/capi.h
 }

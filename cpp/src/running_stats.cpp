@@ -95,6 +95,30 @@ void momentum_first(const T* __restrict x, double* __restrict mean, double* __re
     }
 }
 
+// Normalizes the rows with rstd computed per block of features (same formula as fill_rstd, so the
+// bits match a cached rstd).
+constexpr std::size_t kRstdBlock = 256;
+
+template <class T>
+void normalize_rows(const T* x, T* y, std::size_t rows, std::ptrdiff_t x_row_stride, std::ptrdiff_t y_row_stride,
+                    std::size_t n, const double* __restrict mean, const double* __restrict rstd) noexcept {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* row = x + static_cast<std::ptrdiff_t>(r) * x_row_stride;
+        T* out = y + static_cast<std::ptrdiff_t>(r) * y_row_stride;
+        // Same-index reads and writes: in-place (row == out) is safe.
+        for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<T>((static_cast<double>(row[j]) - mean[j]) * rstd[j]);
+    }
+}
+
+void rstd_block(const double* __restrict second, double scale, double eps, double* __restrict rstd,
+                std::size_t n) noexcept {
+    for (std::size_t j = 0; j < n; ++j) rstd[j] = 1.0 / std::sqrt(second[j] * scale + eps);
+}
+
+double var_scale(const RunningStatsRef& s) noexcept {
+    return s.exact() ? 1.0 / static_cast<double>(*s.count) : 1.0;
+}
+
 }  // namespace
 
 const char* nonfinite_name(NonFinite policy) noexcept {
@@ -114,48 +138,42 @@ bool parse_nonfinite(const std::string& name, NonFinite* policy) noexcept {
     return true;
 }
 
-RunningStats::RunningStats(std::size_t num_features, double momentum, double eps, NonFinite policy)
-    : mean_(num_features, 0.0), second_(num_features, 0.0), scratch_(3 * num_features, 0.0),
-      rstd_(num_features, 0.0), momentum_(momentum > 0.0 ? momentum : 0.0), eps_(eps), policy_(policy) {}
+namespace running {
 
-double RunningStats::var(std::size_t j) const noexcept {
-    if (count_ == 0) return kNaN;
-    return exact() ? second_[j] / static_cast<double>(count_) : second_[j];
-}
-
-template <class T>
-std::size_t RunningStats::update(const T* x, std::size_t rows, std::ptrdiff_t row_stride, NonFiniteHit* hit) noexcept {
-    if (hit) *hit = NonFiniteHit{};
-    if (frozen_ || rows == 0) return 0;
-    const std::size_t n = num_features();
-    if (policy_ == NonFinite::raise && find_nonfinite(x, rows, row_stride, n, hit)) return 0;
-    rstd_valid_ = false;
-    if (exact() && rows > 1) return update_batch_exact(x, rows, row_stride);
-    std::size_t used = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
-        const T* row = x + static_cast<std::ptrdiff_t>(r) * row_stride;
-        if (policy_ == NonFinite::ignore && !all_finite(row, n)) continue;
-        ++used;
-        if (exact()) {
-            welford_step(row, static_cast<T*>(nullptr), mean_.data(), second_.data(), n, count_ + 1, 0.0);
-        } else if (count_ == 0) {
-            momentum_first(row, mean_.data(), second_.data(), n);
-        } else {
-            momentum_step(row, static_cast<T*>(nullptr), mean_.data(), second_.data(), n, momentum_, 0.0);
-        }
-        ++count_;
+void merge(const RunningStatsRef& s, std::int64_t other_count, const double* other_mean,
+           const double* other_m2) noexcept {
+    if (other_count <= 0) return;
+    const std::size_t n = s.num_features;
+    if (*s.count == 0) {
+        std::copy(other_mean, other_mean + n, s.mean);
+        std::copy(other_m2, other_m2 + n, s.second);
+        *s.count = other_count;
+        return;
     }
-    return used;
+    const double na = static_cast<double>(*s.count), nb = static_cast<double>(other_count);
+    const double total = na + nb;
+    const double weight_b = nb / total, cross = na * nb / total;
+    double* __restrict mean = s.mean;
+    double* __restrict m2 = s.second;
+    for (std::size_t j = 0; j < n; ++j) {
+        const double delta = other_mean[j] - mean[j];
+        mean[j] += delta * weight_b;
+        m2[j] += other_m2[j] + delta * delta * cross;
+    }
+    *s.count += other_count;
 }
 
+namespace {
+
 template <class T>
-std::size_t RunningStats::update_batch_exact(const T* x, std::size_t rows, std::ptrdiff_t row_stride) noexcept {
-    const std::size_t n = num_features();
-    const bool skip_bad = policy_ == NonFinite::ignore;
-    double* __restrict bmean = scratch_.data();
-    double* __restrict bm2 = scratch_.data() + n;
-    double* __restrict corr = scratch_.data() + 2 * n;
-    std::fill(scratch_.begin(), scratch_.end(), 0.0);
+std::size_t update_batch_exact(const RunningStatsRef& s, const T* x, std::size_t rows, std::ptrdiff_t row_stride,
+                               double* scratch) noexcept {
+    const std::size_t n = s.num_features;
+    const bool skip_bad = s.policy == NonFinite::ignore;
+    double* __restrict bmean = scratch;
+    double* __restrict bm2 = scratch + n;
+    double* __restrict corr = scratch + 2 * n;
+    std::fill(scratch, scratch + 3 * n, 0.0);
     std::size_t used = 0;
     for (std::size_t r = 0; r < rows; ++r) {
         const T* __restrict row = x + static_cast<std::ptrdiff_t>(r) * row_stride;
@@ -176,40 +194,112 @@ std::size_t RunningStats::update_batch_exact(const T* x, std::size_t rows, std::
         }
     }
     for (std::size_t j = 0; j < n; ++j) bm2[j] = std::max(bm2[j] - corr[j] * corr[j] / nb, 0.0);
-    merge(static_cast<std::int64_t>(used), bmean, bm2);
+    merge(s, static_cast<std::int64_t>(used), bmean, bm2);
+    return used;
+}
+
+}  // namespace
+
+template <class T>
+std::size_t update(const RunningStatsRef& s, const T* x, std::size_t rows, std::ptrdiff_t row_stride,
+                   NonFiniteHit* hit, double* scratch) noexcept {
+    if (hit) *hit = NonFiniteHit{};
+    if (rows == 0) return 0;
+    const std::size_t n = s.num_features;
+    if (s.policy == NonFinite::raise && find_nonfinite(x, rows, row_stride, n, hit)) return 0;
+    if (s.exact() && rows > 1 && scratch) return update_batch_exact(s, x, rows, row_stride, scratch);
+    std::size_t used = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* row = x + static_cast<std::ptrdiff_t>(r) * row_stride;
+        if (s.policy == NonFinite::ignore && !all_finite(row, n)) continue;
+        ++used;
+        if (s.exact()) {
+            welford_step(row, static_cast<T*>(nullptr), s.mean, s.second, n, *s.count + 1, 0.0);
+        } else if (*s.count == 0) {
+            momentum_first(row, s.mean, s.second, n);
+        } else {
+            momentum_step(row, static_cast<T*>(nullptr), s.mean, s.second, n, s.momentum, 0.0);
+        }
+        ++*s.count;
+    }
+    return used;
+}
+
+void fill_rstd(const RunningStatsRef& s, double eps, double* rstd) noexcept {
+    rstd_block(s.second, var_scale(s), eps, rstd, s.num_features);
+}
+
+template <class T>
+void normalize(const RunningStatsRef& s, const T* x, T* y, std::size_t rows, std::ptrdiff_t x_row_stride,
+               std::ptrdiff_t y_row_stride, double eps, const double* rstd) noexcept {
+    if (*s.count == 0) return;
+    const std::size_t n = s.num_features;
+    if (rstd) return normalize_rows(x, y, rows, x_row_stride, y_row_stride, n, s.mean, rstd);
+    if (eps <= 0.0) eps = s.eps;
+    const double scale = var_scale(s);
+    double block[kRstdBlock];
+    for (std::size_t first = 0; first < n; first += kRstdBlock) {
+        const std::size_t count = std::min(kRstdBlock, n - first);
+        rstd_block(s.second + first, scale, eps, block, count);
+        normalize_rows(x + first, y + first, rows, x_row_stride, y_row_stride, count, s.mean + first, block);
+    }
+}
+
+template <class T>
+bool update_normalize(const RunningStatsRef& s, const T* x, T* y, std::size_t rows, std::ptrdiff_t x_row_stride,
+                      std::ptrdiff_t y_row_stride, NonFiniteHit* hit, double* scratch) noexcept {
+    const std::size_t n = s.num_features;
+    const bool fused = rows == 1 && *s.count > 0 && (s.policy != NonFinite::ignore || all_finite(x, n));
+    if (!fused) {
+        NonFiniteHit local;
+        update(s, x, rows, x_row_stride, &local, scratch);
+        if (hit) *hit = local;
+        if (local.found || *s.count == 0) return false;
+        normalize(s, x, y, rows, x_row_stride, y_row_stride, s.eps, nullptr);
+        return true;
+    }
+    if (hit) *hit = NonFiniteHit{};
+    if (s.policy == NonFinite::raise && find_nonfinite(x, 1, x_row_stride, n, hit)) return false;
+    if (s.exact()) {
+        welford_step(x, y, s.mean, s.second, n, *s.count + 1, s.eps);
+    } else {
+        momentum_step(x, y, s.mean, s.second, n, s.momentum, s.eps);
+    }
+    ++*s.count;
+    return true;
+}
+
+}  // namespace running
+
+RunningStats::RunningStats(std::size_t num_features, double momentum, double eps, NonFinite policy)
+    : mean_(num_features, 0.0), second_(num_features, 0.0), scratch_(3 * num_features, 0.0),
+      rstd_(num_features, 0.0), momentum_(momentum > 0.0 ? momentum : 0.0), eps_(eps), policy_(policy) {}
+
+double RunningStats::var(std::size_t j) const noexcept {
+    if (count_ == 0) return kNaN;
+    return exact() ? second_[j] / static_cast<double>(count_) : second_[j];
+}
+
+template <class T>
+std::size_t RunningStats::update(const T* x, std::size_t rows, std::ptrdiff_t row_stride, NonFiniteHit* hit) noexcept {
+    if (frozen_) {
+        if (hit) *hit = NonFiniteHit{};
+        return 0;
+    }
+    const std::size_t used = running::update(ref(), x, rows, row_stride, hit, scratch_.data());
+    if (used) rstd_valid_ = false;
     return used;
 }
 
 void RunningStats::merge(std::int64_t other_count, const double* other_mean, const double* other_m2) noexcept {
     if (other_count <= 0) return;
     rstd_valid_ = false;
-    const std::size_t n = num_features();
-    if (count_ == 0) {
-        std::copy(other_mean, other_mean + n, mean_.begin());
-        std::copy(other_m2, other_m2 + n, second_.begin());
-        count_ = other_count;
-        return;
-    }
-    const double na = static_cast<double>(count_), nb = static_cast<double>(other_count);
-    const double total = na + nb;
-    const double weight_b = nb / total, cross = na * nb / total;
-    double* __restrict mean = mean_.data();
-    double* __restrict m2 = second_.data();
-    for (std::size_t j = 0; j < n; ++j) {
-        const double delta = other_mean[j] - mean[j];
-        mean[j] += delta * weight_b;
-        m2[j] += other_m2[j] + delta * delta * cross;
-    }
-    count_ += other_count;
+    running::merge(ref(), other_count, other_mean, other_m2);
 }
 
 void RunningStats::refresh_rstd(double eps) noexcept {
     if (rstd_valid_ && rstd_eps_ == eps) return;
-    const std::size_t n = num_features();
-    const double scale = exact() ? 1.0 / static_cast<double>(count_) : 1.0;
-    const double* __restrict second = second_.data();
-    double* __restrict rstd = rstd_.data();
-    for (std::size_t j = 0; j < n; ++j) rstd[j] = 1.0 / std::sqrt(second[j] * scale + eps);
+    running::fill_rstd(ref(), eps, rstd_.data());
     rstd_eps_ = eps;
     rstd_valid_ = true;
 }
@@ -219,40 +309,23 @@ void RunningStats::normalize(const T* x, T* y, std::size_t rows, std::ptrdiff_t 
                              std::ptrdiff_t y_row_stride, double eps) noexcept {
     if (count_ == 0) return;
     refresh_rstd(eps > 0.0 ? eps : eps_);
-    const std::size_t n = num_features();
-    const double* __restrict mean = mean_.data();
-    const double* __restrict rstd = rstd_.data();
-    for (std::size_t r = 0; r < rows; ++r) {
-        const T* row = x + static_cast<std::ptrdiff_t>(r) * x_row_stride;
-        T* out = y + static_cast<std::ptrdiff_t>(r) * y_row_stride;
-        // Same-index reads and writes: in-place (row == out) is safe.
-        for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<T>((static_cast<double>(row[j]) - mean[j]) * rstd[j]);
-    }
+    running::normalize(ref(), x, y, rows, x_row_stride, y_row_stride, rstd_eps_, rstd_.data());
 }
 
 template <class T>
 bool RunningStats::update_normalize(const T* x, T* y, std::size_t rows, std::ptrdiff_t x_row_stride,
                                     std::ptrdiff_t y_row_stride, NonFiniteHit* hit) noexcept {
-    const std::size_t n = num_features();
-    const bool fused = rows == 1 && !frozen_ && count_ > 0 &&
-                       (policy_ != NonFinite::ignore || all_finite(x, n));
-    if (!fused) {
-        NonFiniteHit local;
-        update(x, rows, x_row_stride, &local);
-        if (hit) *hit = local;
-        if (local.found || count_ == 0) return false;
-        normalize(x, y, rows, x_row_stride, y_row_stride, 0.0);
-        return true;
+    if (rows == 1 && !frozen_) {  // one sample: the fused step (or update + normalize when it cannot fuse)
+        const std::int64_t before = count_;
+        const bool done = running::update_normalize(ref(), x, y, rows, x_row_stride, y_row_stride, hit, scratch_.data());
+        if (count_ != before) rstd_valid_ = false;
+        return done;
     }
-    if (hit) *hit = NonFiniteHit{};
-    if (policy_ == NonFinite::raise && find_nonfinite(x, 1, x_row_stride, n, hit)) return false;
-    rstd_valid_ = false;
-    if (exact()) {
-        welford_step(x, y, mean_.data(), second_.data(), n, count_ + 1, eps_);
-    } else {
-        momentum_step(x, y, mean_.data(), second_.data(), n, momentum_, eps_);
-    }
-    ++count_;
+    NonFiniteHit local;
+    update(x, rows, x_row_stride, &local);
+    if (hit) *hit = local;
+    if (local.found || count_ == 0) return false;
+    normalize(x, y, rows, x_row_stride, y_row_stride, 0.0);
     return true;
 }
 
@@ -307,6 +380,17 @@ void RunningStats::set_state(std::int64_t count, const double* mean, const doubl
                                              double) noexcept;                                                  \
     template bool RunningStats::update_normalize<T>(const T*, T*, std::size_t, std::ptrdiff_t, std::ptrdiff_t,  \
                                                     NonFiniteHit*) noexcept;
+SIMDNORM_INSTANTIATE(float)
+SIMDNORM_INSTANTIATE(double)
+#undef SIMDNORM_INSTANTIATE
+
+#define SIMDNORM_INSTANTIATE(T)                                                                                    \
+    template std::size_t running::update<T>(const RunningStatsRef&, const T*, std::size_t, std::ptrdiff_t,        \
+                                            NonFiniteHit*, double*) noexcept;                                     \
+    template void running::normalize<T>(const RunningStatsRef&, const T*, T*, std::size_t, std::ptrdiff_t,        \
+                                        std::ptrdiff_t, double, const double*) noexcept;                          \
+    template bool running::update_normalize<T>(const RunningStatsRef&, const T*, T*, std::size_t, std::ptrdiff_t, \
+                                               std::ptrdiff_t, NonFiniteHit*, double*) noexcept;
 SIMDNORM_INSTANTIATE(float)
 SIMDNORM_INSTANTIATE(double)
 #undef SIMDNORM_INSTANTIATE

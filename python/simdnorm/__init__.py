@@ -25,6 +25,7 @@ from ._core import (
     scale_shift,
     set_num_threads,
 )
+from ._capi import get_include
 from ._isa import show_config, use_isa
 
 if _core._isa_init_warning:
@@ -42,6 +43,7 @@ __all__ = [
     "compiled_isas",
     "current_isa",
     "fold_batch_norm",
+    "get_include",
     "get_num_threads",
     "layer_norm",
     "rms_norm",

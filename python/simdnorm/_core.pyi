@@ -9,6 +9,7 @@ _Axis = Union[int, Sequence[int]]
 
 __version__: str
 _isa_init_warning: str
+_C_API: object  # PyCapsule "simdnorm._core._C_API": the C API table, see simdnorm/capi.h and get_include()
 
 def available_isas() -> list[str]: ...
 def compiled_isas() -> list[str]: ...

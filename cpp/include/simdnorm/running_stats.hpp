@@ -43,6 +43,40 @@ struct NonFiniteHit {
     double value = 0.0;
 };
 
+// The same statistics on caller-owned storage (the C API's state, capi.h). RunningStats below runs
+// these functions on its own vectors, so both share every formula. Nothing is checked here: the
+// caller guarantees num_features >= 1, non-null arrays, 0 <= momentum <= 1, eps > 0, count >= 0.
+struct RunningStatsRef {
+    std::size_t num_features = 0;
+    std::int64_t* count = nullptr;
+    double* mean = nullptr;                // num_features
+    double* second = nullptr;              // num_features: M2 (exact mode) or the variance (momentum)
+    double momentum = 0.0;                 // <= 0: exact mode
+    double eps = 1e-5;                     // > 0, used by update_normalize and normalize(eps <= 0)
+    NonFinite policy = NonFinite::raise;
+    bool exact() const noexcept { return momentum <= 0.0; }
+};
+
+namespace running {
+// RunningStats::update / normalize / update_normalize / merge on `state`. `scratch` holds
+// 3 * num_features doubles and is needed only by exact-mode batches (rows > 1); when it is null such
+// a batch is fed sample by sample (Welford), equal up to rounding. `rstd`, when not null, holds
+// 1 / sqrt(var + eps) for this eps (fill_rstd); otherwise normalize() computes it as it goes.
+template <class T>
+std::size_t update(const RunningStatsRef& state, const T* x, std::size_t rows, std::ptrdiff_t row_stride,
+                   NonFiniteHit* hit, double* scratch) noexcept;
+template <class T>
+void normalize(const RunningStatsRef& state, const T* x, T* y, std::size_t rows, std::ptrdiff_t x_row_stride,
+               std::ptrdiff_t y_row_stride, double eps, const double* rstd) noexcept;
+template <class T>
+bool update_normalize(const RunningStatsRef& state, const T* x, T* y, std::size_t rows, std::ptrdiff_t x_row_stride,
+                      std::ptrdiff_t y_row_stride, NonFiniteHit* hit, double* scratch) noexcept;
+void merge(const RunningStatsRef& state, std::int64_t other_count, const double* other_mean,
+           const double* other_m2) noexcept;
+// rstd[j] = 1 / sqrt(var_j + eps) (count > 0).
+void fill_rstd(const RunningStatsRef& state, double eps, double* rstd) noexcept;
+}  // namespace running
+
 class RunningStats {
 public:
     // momentum <= 0 selects exact mode; otherwise 0 < momentum <= 1. eps > 0 and finite. Arguments are
@@ -97,8 +131,9 @@ public:
     void set_state(std::int64_t count, const double* mean, const double* second) noexcept;
 
 private:
-    template <class T>
-    std::size_t update_batch_exact(const T* x, std::size_t rows, std::ptrdiff_t row_stride) noexcept;
+    RunningStatsRef ref() noexcept {
+        return RunningStatsRef{mean_.size(), &count_, mean_.data(), second_.data(), momentum_, eps_, policy_};
+    }
     void refresh_rstd(double eps) noexcept;
 
     std::vector<double> mean_, second_;
