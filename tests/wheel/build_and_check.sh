@@ -76,9 +76,9 @@ echo "   platform tag: $tag (this machine: glibc $glibc, $(uname -m))"
 auditwheel show "$wheel"
 
 # ---- 3. fresh venv -----------------------------------------------------------------------------
-step "creating $VENV and installing the repaired wheel + pytest + hypothesis"
+step "creating $VENV and installing the repaired wheel + pytest + hypothesis + cython (the cimport test builds against the wheel)"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q "$wheel" pytest hypothesis
+"$VENV/bin/python" -m pip install -q "$wheel" pytest hypothesis "cython>=3" setuptools
 mkdir -p "$RUN_DIR"
 cd "$RUN_DIR"
 env -u SIMDNORM_ISA "$VENV/bin/python" -c "import simdnorm; simdnorm.show_config()"
