@@ -7,16 +7,6 @@
 namespace simdnorm::bindings {
 namespace {
 
-std::string shape_string(const std::vector<py::ssize_t>& shape) {
-    std::ostringstream s;
-    s << "(";
-    for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-    if (shape.size() == 1) s << ",";
-    s << ")";
-    return s.str();
-}
-
-std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
 
 std::size_t normalize_axis(py::handle item, std::size_t ndim, const char* name) {
     if (!py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item)) {
@@ -57,6 +47,17 @@ py::handle numpy_function(const char* name) {
 }
 
 }  // namespace
+
+std::string shape_string(const std::vector<py::ssize_t>& shape) {
+    std::ostringstream s;
+    s << "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+    if (shape.size() == 1) s << ",";
+    s << ")";
+    return s.str();
+}
+
+std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
 
 py::array input_array(py::handle x, const char* name) {
     py::array a = py::isinstance<py::array>(x) ? py::reinterpret_borrow<py::array>(x) : py::array::ensure(x);

@@ -50,6 +50,9 @@ std::vector<py::ssize_t> flagged_shape(const py::array& a, const std::vector<cha
 std::vector<py::ssize_t> kept_shape(const py::array& a, const std::vector<char>& axes);
 
 std::size_t element_count(const std::vector<py::ssize_t>& shape);
+std::vector<py::ssize_t> shape_of(const py::array& a);
+// "(2, 3)", "(4,)": shapes in error messages, as Python prints tuples.
+std::string shape_string(const std::vector<py::ssize_t>& shape);
 
 // A parameter array (weight, bias, scale, ...): None -> empty handle; otherwise it must have x's
 // dtype and exactly `shape`; returned C-contiguous (copied only when it is not).

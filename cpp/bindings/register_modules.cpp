@@ -13,6 +13,7 @@
 #include "array_args.hpp"
 #include "call_layout.hpp"
 #include "kernel_calls.hpp"
+#include "raw_call.hpp"
 #include "module_docstrings.hpp"
 
 namespace simdnorm::bindings {
@@ -22,16 +23,6 @@ using namespace pybind11::literals;
 
 using Shape = std::vector<py::ssize_t>;
 
-std::string shape_string(const Shape& shape) {
-    std::ostringstream s;
-    s << "(";
-    for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-    if (shape.size() == 1) s << ",";
-    s << ")";
-    return s.str();
-}
-
-Shape shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
 
 py::object numpy() { return py::module_::import("numpy"); }
 
@@ -683,20 +674,11 @@ PyObject* call_slot(PyObject* self, PyObject* args, PyObject* kwargs) {
         PyErr_SetString(PyExc_TypeError, "__call__() missing required argument 'x'");
         return nullptr;
     }
-    try {
+    return guarded([&]() -> PyObject* {
         auto v_h = reinterpret_cast<py::detail::instance*>(self)->get_value_and_holder(module_type_info<Module>, false);
         if (!v_h || !v_h.holder_constructed()) throw py::type_error("the module's __init__ was not called");
-        return v_h.template value_ptr<Module>()->call(x, out ? py::handle(out) : py::handle(Py_None)).release().ptr();
-    } catch (py::error_already_set& e) {
-        e.restore();
-    } catch (const py::builtin_exception& e) {
-        e.set_error();
-    } catch (const std::bad_alloc&) {
-        PyErr_NoMemory();
-    } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-    }
-    return nullptr;
+        return v_h.template value_ptr<Module>()->call(x, or_none(out)).release().ptr();
+    });
 }
 
 // After every def: setting an attribute named __call__ on the type would reset the slot.

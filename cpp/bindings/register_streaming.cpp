@@ -12,6 +12,7 @@
 #include <string>
 
 #include "array_args.hpp"
+#include "raw_call.hpp"
 #include "simdnorm/running_stats.hpp"
 #include "streaming.hpp"
 #include "streaming_docs.hpp"
@@ -613,23 +614,6 @@ void parse_arguments(const char* method, PyObject* const* args, Py_ssize_t nargs
     }
 }
 
-template <class Fn>
-PyObject* guarded(Fn&& fn) noexcept {
-    try {
-        return fn();
-    } catch (py::error_already_set& e) {
-        e.restore();
-    } catch (py::builtin_exception& e) {
-        e.set_error();
-    } catch (const std::bad_alloc&) {
-        PyErr_NoMemory();
-    } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-    }
-    return nullptr;
-}
-
-py::handle or_none(PyObject* value) { return value ? py::handle(value) : py::handle(Py_None); }
 
 PyObject* fast_update(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     return guarded([&]() -> PyObject* {
