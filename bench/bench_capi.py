@@ -32,6 +32,8 @@ import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
 
+from _machine import cpu_model  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 import numpy as np  # noqa: E402
 
 import simdnorm  # noqa: E402
@@ -119,17 +121,6 @@ setup(name="simdnorm-capi-bench", ext_modules=cythonize(extensions, quiet=True))
 """
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def build(build_dir):
     x86 = "avx2" in simdnorm.compiled_isas()
     files = {
@@ -178,7 +169,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         mods = build(args.build_dir or tmp)
-        print(f"CPU: {cpu_name()} | Python {platform.python_version()} | NumPy {np.__version__} | "
+        print(f"CPU: {cpu_model()} | Python {platform.python_version()} | NumPy {np.__version__} | "
               f"simdnorm {simdnorm.__version__} | ISAs {simdnorm.available_isas()} | "
               f"{samples} samples per timed loop, median of {repeats}")
         print()

@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from _machine import cpu_model  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 # Nothing here may import numpy / torch at module level: thread counts are pinned first (main()).
 
 OPS = ("layer_norm", "rms_norm", "batch_norm_eval", "batch_norm_train")
@@ -211,17 +213,6 @@ def log(args, msg):
 
 # --------------------------------------------------------------------------------------------------
 # Machine information
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def busy_cpu_seconds():

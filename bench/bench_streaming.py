@@ -22,21 +22,12 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+from _machine import cpu_model  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 import numpy as np  # noqa: E402
 
 import simdnorm  # noqa: E402
 from simdnorm import RunningStats  # noqa: E402
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def per_call_ns(call, x, out, calls, repeats):
@@ -77,7 +68,7 @@ def main():
     args = parser.parse_args()
     calls, repeats = (2000, 5) if args.quick else (20000, 15)
 
-    print(f"CPU: {cpu_name()}; ISA: {simdnorm.current_isa()}; simdnorm {simdnorm.__version__}, "
+    print(f"CPU: {cpu_model()}; ISA: {simdnorm.current_isa()}; simdnorm {simdnorm.__version__}, "
           f"NumPy {np.__version__}, Python {sys.version.split()[0]}")
     print(f"one float32 sample per call; median of {repeats} loops x {calls} calls; ns per call\n")
     rng = np.random.default_rng(0)

@@ -11,13 +11,9 @@
 
 namespace simdnorm::bindings {
 
-template <class T>
-NormArgs<T> norm_args(const CallLayout& call, const T* weight, const T* bias, double eps) {
-    NormArgs<T> a;
-    a.x = static_cast<const T*>(call.x.data());
-    a.y = static_cast<T*>(py::array(call.y).mutable_data());
-    a.weight = weight;
-    a.bias = bias;
+// The (outer, mid, inner) view and both arrays' strides, for the args structs that read x and write y.
+template <class Args>
+void set_layout(Args& a, const CallLayout& call) {
     a.outer = call.x_layout.outer;
     a.mid = call.x_layout.mid;
     a.inner = call.x_layout.inner;
@@ -25,6 +21,16 @@ NormArgs<T> norm_args(const CallLayout& call, const T* weight, const T* bias, do
     a.x_mid_stride = call.x_layout.mid_stride;
     a.y_outer_stride = call.y_layout.outer_stride;
     a.y_mid_stride = call.y_layout.mid_stride;
+}
+
+template <class T>
+NormArgs<T> norm_args(const CallLayout& call, const T* weight, const T* bias, double eps) {
+    NormArgs<T> a;
+    a.x = static_cast<const T*>(call.x.data());
+    a.y = static_cast<T*>(py::array(call.y).mutable_data());
+    a.weight = weight;
+    a.bias = bias;
+    set_layout(a, call);
     a.eps = eps;
     return a;
 }
@@ -49,13 +55,7 @@ void apply_channel_affine(const CallLayout& call, const T* center, const T* scal
     a.center = center;
     a.scale = scale;
     a.offset = offset;
-    a.outer = call.x_layout.outer;
-    a.mid = call.x_layout.mid;
-    a.inner = call.x_layout.inner;
-    a.x_outer_stride = call.x_layout.outer_stride;
-    a.x_mid_stride = call.x_layout.mid_stride;
-    a.y_outer_stride = call.y_layout.outer_stride;
-    a.y_mid_stride = call.y_layout.mid_stride;
+    set_layout(a, call);
     if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
         py::gil_scoped_release nogil;
         simdnorm::channel_affine(a);
