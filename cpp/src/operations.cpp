@@ -199,7 +199,9 @@ void batch_stats(const BatchStatsArgs<T>& args) {
     const auto kernel = active_table().get<T>().batch_stats;
     // Fixed blocks of outer rows; each block's moments are merged in order below.
     const std::size_t per_outer = channels * args.inner;
-    const std::size_t block_rows = max_size(1, kTaskElements / per_outer);
+    // Channels-first: whole chunks of runs (kernels.hpp, batch_stats_group_rows) per block.
+    const std::size_t group = args.inner > 1 ? batch_stats_group_rows(args.inner) : 1;
+    const std::size_t block_rows = ceil_div(max_size(1, kTaskElements / per_outer), group) * group;
     const std::size_t blocks = ceil_div(args.outer, block_rows);
     if (blocks == 1) {
         run_chunked(channels, max_size(1, ceil_div(kTaskElements, args.outer * args.inner)), per_outer * args.outer,

@@ -60,6 +60,15 @@ struct NormArgs {
 
 // Per-channel batch statistics over (outer, inner) for every channel in `mid`.
 // Writes the mean and M2 = sum((x - mean)^2) of this block; its count is outer * inner.
+// Channels-first (inner > 1): runs of at most kBatchStatsChunk / 2 elements are taken in chunks of
+// batch_stats_group_rows(inner) consecutive outer rows (counted from this call's first row), one
+// corrected two-pass per chunk whose first pass (the mean) sums in double; longer runs as rows
+// (kBatchStatsChunk pieces of each run). Chunks are merged in order with Chan's formula. operations.cpp splits `outer` only at multiples of the
+// group, so chunks stay whole (the split itself is fixed by the shape).
+constexpr std::size_t kBatchStatsChunk = 4096;
+constexpr std::size_t batch_stats_group_rows(std::size_t inner) {
+    return inner >= kBatchStatsChunk || inner == 0 ? 1 : kBatchStatsChunk / inner;
+}
 template <class T>
 struct BatchStatsArgs {
     const T* x = nullptr;

@@ -304,12 +304,31 @@ void batch_stats(const BatchStatsArgs<T>& a) noexcept {
         return;
     }
     const double run = static_cast<double>(a.inner);
-    for (std::size_t c = 0; c < a.mid; ++c) {  // channels-first: merge the moments of each contiguous run
+    const std::size_t group = batch_stats_group_rows(a.inner);
+    if (group == 1) {  // channels-first, long runs: each run in kRowChunk chunks, merged
+        for (std::size_t c = 0; c < a.mid; ++c) {
+            const T* x = a.x + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride;
+            Moments total = row_moments(x, a.inner);
+            for (std::size_t o = 1; o < a.outer; ++o) {
+                merge_moments(total, static_cast<double>(o) * run,
+                              row_moments(x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride, a.inner), run);
+            }
+            a.mean[c] = total.mean;
+            a.m2[c] = total.m2;
+        }
+        return;
+    }
+    // Channels-first, short runs: chunks of batch_stats_group_rows(inner) consecutive runs of a
+    // channel, one corrected two-pass each (the second pass rereads the chunk from L1), merged in order.
+    for (std::size_t c = 0; c < a.mid; ++c) {
         const T* x = a.x + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride;
-        Moments total = row_moments(x, a.inner);
-        for (std::size_t o = 1; o < a.outer; ++o) {
+        Moments total = runs_moments(x, min_size(group, a.outer), a.inner, a.x_outer_stride);
+        for (std::size_t o = group; o < a.outer; o += group) {
+            const std::size_t runs = min_size(group, a.outer - o);
             merge_moments(total, static_cast<double>(o) * run,
-                          row_moments(x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride, a.inner), run);
+                          runs_moments(x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride, runs, a.inner,
+                                       a.x_outer_stride),
+                          static_cast<double>(runs) * run);
         }
         a.mean[c] = total.mean;
         a.m2[c] = total.m2;

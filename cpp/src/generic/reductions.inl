@@ -61,12 +61,11 @@ inline void merge_moments(Moments& a, double count_a, const Moments& b, double c
     a.m2 += b.m2 + delta * delta * count_a * weight_b;
 }
 
-// sum(p[0..n))
+// total += sum(p[0..n))
 template <class T>
-double row_sum(const T* p, std::size_t n) {
+void add_row_sum(const T* p, std::size_t n, Acc<T>& total) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
-    Acc<T> total{};
     std::size_t i = 0;
     while (i + 4 * L <= n) {
         V s0{}, s1{}, s2{}, s3{};
@@ -82,16 +81,23 @@ double row_sum(const T* p, std::size_t n) {
     for (; i + L <= n; i += L) s = s + load(p + i);
     if (i < n) s = s + load_partial(p + i, n - i);
     acc_add(total, s);
+}
+
+// sum(p[0..n))
+template <class T>
+double row_sum(const T* p, std::size_t n) {
+    Acc<T> total{};
+    add_row_sum(p, n, total);
     return acc_reduce(total);
 }
 
-// sum(d) and sum(d * d) with d = p[i] - pivot.
+// total_d += sum(d), total_dd += sum(d * d) with d = p[i] - pivot; pivot_lanes holds the pivot in
+// every lane (a partial load of it zeroes the inactive lanes of the tail: 0 - 0).
 template <class T>
-void row_centered_sums(const T* p, std::size_t n, T pivot, double* sum_d, double* sum_dd) {
+void add_row_centered_sums(const T* p, std::size_t n, const T* pivot_lanes, Acc<T>& total_d, Acc<T>& total_dd) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
-    const V c = splat(pivot);
-    Acc<T> total_d{}, total_dd{};
+    const V c = load(pivot_lanes);
     std::size_t i = 0;
     while (i + 2 * L <= n) {
         V d0{}, d1{}, q0{}, q1{};
@@ -113,16 +119,21 @@ void row_centered_sums(const T* p, std::size_t n, T pivot, double* sum_d, double
         q = mul_add(a, a, q);
     }
     if (i < n) {
-        // Inactive lanes of the partial load would hold -pivot: zero them through a lane buffer.
-        alignas(64) T lanes_buffer[L];
-        store(lanes_buffer, load_partial(p + i, n - i) - c);
-        for (std::size_t k = n - i; k < L; ++k) lanes_buffer[k] = T(0);
-        const V a = load(lanes_buffer);
+        const V a = load_partial(p + i, n - i) - load_partial(pivot_lanes, n - i);
         d = d + a;
         q = mul_add(a, a, q);
     }
     acc_add(total_d, d);
     acc_add(total_dd, q);
+}
+
+// sum(d) and sum(d * d) with d = p[i] - pivot.
+template <class T>
+void row_centered_sums(const T* p, std::size_t n, T pivot, double* sum_d, double* sum_dd) {
+    alignas(64) T pivot_lanes[Vec<T>::lanes];
+    store(pivot_lanes, splat(pivot));
+    Acc<T> total_d{}, total_dd{};
+    add_row_centered_sums(p, n, pivot_lanes, total_d, total_dd);
     *sum_d = acc_reduce(total_d);
     *sum_dd = acc_reduce(total_dd);
 }
@@ -183,6 +194,123 @@ Moments row_moments(const T* p, std::size_t n) {
         merge_moments(total, static_cast<double>(start), chunk_moments(p + start, len), static_cast<double>(len));
     }
     return total;
+}
+
+// Channels-first batch statistics: a chunk is `runs` contiguous runs of n elements, `stride` apart
+// (the same channel in consecutive outer rows), taken as one corrected two-pass over all of them.
+// Pass 1 widens every vector into double accumulators (no T-precision partial sums): the chunk
+// mean is then accurate to double rounding, where one T-rounded pivot shared by thousands of
+// elements would give every x - pivot of a binade the same rounding error. Pass 1 reads from
+// memory, so the widening is hidden behind the loads.
+template <class T>
+double runs_sum(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride) {
+    constexpr std::size_t L = Vec<T>::lanes;
+    Acc<T> s0{}, s1{}, s2{}, s3{};
+    for (std::size_t r = 0; r < runs; ++r) {
+        const T* q = p + static_cast<std::ptrdiff_t>(r) * stride;
+        std::size_t i = 0;
+        for (; i + 4 * L <= n; i += 4 * L) {
+            acc_add(s0, load(q + i));
+            acc_add(s1, load(q + i + L));
+            acc_add(s2, load(q + i + 2 * L));
+            acc_add(s3, load(q + i + 3 * L));
+        }
+        for (; i + L <= n; i += L) acc_add(s0, load(q + i));
+        if (i < n) acc_add(s1, load_partial(q + i, n - i));
+    }
+    return (acc_reduce(s0) + acc_reduce(s1)) + (acc_reduce(s2) + acc_reduce(s3));
+}
+
+// sum(d), sum(d * d) over the runs with d = x - pivot. Short runs share the T-precision vector
+// accumulators (no horizontal work per run): each run adds at most ceil(n / 4L) vectors to each of
+// four accumulators, so whole runs are added until the next one would pass kFlushSteps, then the
+// accumulators are widened. Longer runs flush on their own.
+template <class T>
+void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride, T pivot, double* sum_d,
+                        double* sum_dd) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    alignas(64) T pivot_lanes[L];
+    store(pivot_lanes, splat(pivot));
+    const std::size_t steps_per_run = (n + 4 * L - 1) / (4 * L);
+    Acc<T> total_d{}, total_dd{};
+    if (steps_per_run > kFlushSteps) {
+        for (std::size_t r = 0; r < runs; ++r) {
+            add_row_centered_sums(p + static_cast<std::ptrdiff_t>(r) * stride, n, pivot_lanes, total_d, total_dd);
+        }
+    } else {
+        const std::size_t runs_per_flush = kFlushSteps / steps_per_run;
+        const V c = splat(pivot);
+        for (std::size_t r = 0; r < runs;) {
+            V d0{}, d1{}, d2{}, d3{}, q0{}, q1{}, q2{}, q3{};
+            for (std::size_t k = 0; k < runs_per_flush && r < runs; ++k, ++r) {
+                const T* q = p + static_cast<std::ptrdiff_t>(r) * stride;
+                std::size_t i = 0;
+                for (; i + 4 * L <= n; i += 4 * L) {
+                    const V a0 = load(q + i) - c, a1 = load(q + i + L) - c;
+                    const V a2 = load(q + i + 2 * L) - c, a3 = load(q + i + 3 * L) - c;
+                    d0 = d0 + a0;
+                    d1 = d1 + a1;
+                    d2 = d2 + a2;
+                    d3 = d3 + a3;
+                    q0 = mul_add(a0, a0, q0);
+                    q1 = mul_add(a1, a1, q1);
+                    q2 = mul_add(a2, a2, q2);
+                    q3 = mul_add(a3, a3, q3);
+                }
+                if (i + L <= n) {
+                    const V a0 = load(q + i) - c;
+                    d0 = d0 + a0;
+                    q0 = mul_add(a0, a0, q0);
+                    i += L;
+                    if (i + L <= n) {
+                        const V a1 = load(q + i) - c;
+                        d1 = d1 + a1;
+                        q1 = mul_add(a1, a1, q1);
+                        i += L;
+                        if (i + L <= n) {
+                            const V a2 = load(q + i) - c;
+                            d2 = d2 + a2;
+                            q2 = mul_add(a2, a2, q2);
+                            i += L;
+                        }
+                    }
+                }
+                if (i < n) {
+                    const V a3 = load_partial(q + i, n - i) - load_partial(pivot_lanes, n - i);
+                    d3 = d3 + a3;
+                    q3 = mul_add(a3, a3, q3);
+                }
+            }
+            acc_add(total_d, (d0 + d1) + (d2 + d3));
+            acc_add(total_dd, (q0 + q1) + (q2 + q3));
+        }
+    }
+    *sum_d = acc_reduce(total_d);
+    *sum_dd = acc_reduce(total_dd);
+}
+
+// Mean and m2 of one chunk of runs (see runs_sum), runs * n > 0.
+template <class T>
+Moments runs_moments(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride) {
+    const double count = static_cast<double>(runs * n);
+    const double mean = runs_sum(p, runs, n, stride) / count;  // exact sums of a constant chunk
+    const T pivot = static_cast<T>(mean);
+    double sum_d = 0.0, sum_dd = 0.0;
+    runs_centered_sums(p, runs, n, stride, pivot, &sum_d, &sum_dd);
+    const Moments result{mean, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
+    if (is_finite(result.mean) && is_finite(result.m2)) return result;
+    // Overflowed T sums, or non-finite data (NaN stays NaN): plain double two-pass over the runs.
+    double exact_d = 0.0, exact_dd = 0.0;
+    for (std::size_t r = 0; r < runs; ++r) {
+        const T* q = p + static_cast<std::ptrdiff_t>(r) * stride;
+        for (std::size_t i = 0; i < n; ++i) {
+            const double d = static_cast<double>(q[i]) - mean;  // mean: the double sum (finite x)
+            exact_d += d;
+            exact_dd += d * d;
+        }
+    }
+    return {mean + exact_d / count, clamp_non_negative(exact_dd - exact_d * (exact_d / count))};
 }
 
 // Loads vector v of a tile whose last vector has `last_lanes` valid lanes.
