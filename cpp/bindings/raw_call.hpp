@@ -1,5 +1,7 @@
-// Helpers for the hand-written CPython entry points (module call slots, RunningStats' fastcall
-// methods) that bypass pybind11's dispatcher on per-sample paths.
+// Helpers for the hand-written CPython entry points (module functions, module call slots,
+// RunningStats' methods) that bypass pybind11's dispatcher on per-call paths: with keyword
+// arguments it builds a Python string per parameter name on every call, which costs more than a
+// 768-wide kernel.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -30,5 +32,20 @@ PyObject* guarded(Fn&& fn) noexcept {
 inline pybind11::handle or_none(PyObject* value) {
     return value ? pybind11::handle(value) : pybind11::handle(Py_None);
 }
+
+// Vectorcall argument parsing: fills values[0..n) from the positional args (at most
+// max_positional) and the keywords named in `names`; absent ones are null. The first `required`
+// must be present. Raises TypeError like CPython's own messages, prefixed with `function`.
+void parse_arguments(const char* function, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                     const char* const* names, int n, int max_positional, int required, PyObject** values);
+
+using FastFunction = PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t, PyObject*);
+
+// Adds a METH_FASTCALL | METH_KEYWORDS method to a type, or a function to a module. `signature`
+// ("name(x, out=None)", "$self" first for methods) becomes __text_signature__ for inspect; the first
+// line of `doc` (its own signature line) is replaced by it.
+void add_fast_method(PyObject* type, const char* name, FastFunction impl, const char* signature, const char* doc);
+void add_fast_function(pybind11::module_& m, const char* name, FastFunction impl, const char* signature,
+                       const char* doc);
 
 }  // namespace simdnorm::bindings

@@ -5,13 +5,15 @@
 #include "call_layout.hpp"
 #include "docstrings.hpp"
 #include "kernel_calls.hpp"
+#include "raw_call.hpp"
 
 namespace simdnorm::bindings {
 namespace {
 
-using namespace pybind11::literals;
-
-double eps_value(py::handle eps, const py::array& x, bool none_is_machine_epsilon) {
+// eps: absent -> `fallback`; None -> machine epsilon where allowed (rms_norm).
+double eps_value(PyObject* eps_obj, double fallback, const py::array& x, bool none_is_machine_epsilon) {
+    if (!eps_obj) return fallback;
+    const py::handle eps(eps_obj);
     if (eps.is_none() && none_is_machine_epsilon) {
         return dtype_of(x) == Dtype::f32 ? double(std::numeric_limits<float>::epsilon())
                                          : std::numeric_limits<double>::epsilon();
@@ -23,14 +25,20 @@ double eps_value(py::handle eps, const py::array& x, bool none_is_machine_epsilo
     return check_eps(py::float_(py::reinterpret_borrow<py::object>(eps)).cast<double>());
 }
 
-py::object norm_call(bool layer, py::handle x_obj, py::handle weight_obj, py::handle bias_obj, py::handle eps_obj,
-                     py::handle axis, py::handle out, bool return_stats) {
+// Arguments as parsed by the fast entry points: null = not given.
+py::object norm_call(bool layer, PyObject* x_obj, PyObject* weight_obj, PyObject* bias_obj, PyObject* eps_obj,
+                     PyObject* axis_obj, PyObject* out_obj, PyObject* return_stats_obj) {
+    static const py::handle last_axis = py::int_(-1).release();  // leaked: outlives the interpreter's teardown
     const py::array x = input_array(x_obj, "x");
-    const std::vector<char> axes = normalized_axes(axis, static_cast<std::size_t>(x.ndim()));
-    const double eps = eps_value(eps_obj, x, /*none_is_machine_epsilon=*/!layer);
+    const std::vector<char> axes = normalized_axes(axis_obj ? py::handle(axis_obj) : last_axis,
+                                                   static_cast<std::size_t>(x.ndim()));
+    const double eps = eps_value(eps_obj, layer ? 1e-5 : 1e-6, x, /*none_is_machine_epsilon=*/!layer);
+    int return_stats = 0;
+    if (return_stats_obj && (return_stats = PyObject_IsTrue(return_stats_obj)) < 0) throw py::error_already_set();
+    const py::handle weight_obj_or_none = or_none(weight_obj), bias_obj_or_none = or_none(bias_obj), out = or_none(out_obj);
     const std::vector<py::ssize_t> param_shape = flagged_shape(x, axes);
-    const py::array weight = param_array(weight_obj, "weight", x, param_shape);
-    const py::array bias = layer ? param_array(bias_obj, "bias", x, param_shape) : null_array();
+    const py::array weight = param_array(weight_obj_or_none, "weight", x, param_shape);
+    const py::array bias = layer ? param_array(bias_obj_or_none, "bias", x, param_shape) : null_array();
     const CallLayout call = resolve_call_layout(x, axes, out);
     py::array mean = null_array(), rstd = null_array();
     if (return_stats) {
@@ -54,22 +62,32 @@ py::object norm_call(bool layer, py::handle x_obj, py::handle weight_obj, py::ha
     return call.result;
 }
 
+PyObject* fast_layer_norm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    return guarded([&]() -> PyObject* {
+        static const char* const names[] = {"x", "weight", "bias", "eps", "axis", "out", "return_stats"};
+        PyObject* v[7];
+        parse_arguments("layer_norm", args, nargs, kwnames, names, 7, 3, 1, v);
+        return norm_call(true, v[0], v[1], v[2], v[3], v[4], v[5], v[6]).release().ptr();
+    });
+}
+
+PyObject* fast_rms_norm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    return guarded([&]() -> PyObject* {
+        static const char* const names[] = {"x", "weight", "eps", "axis", "out"};
+        PyObject* v[5];
+        parse_arguments("rms_norm", args, nargs, kwnames, names, 5, 2, 1, v);
+        return norm_call(false, v[0], v[1], nullptr, v[2], v[3], v[4], nullptr).release().ptr();
+    });
+}
+
 }  // namespace
 
 void register_norms(py::module_& m) {
-    m.def(
-        "layer_norm",
-        [](py::handle x, py::handle weight, py::handle bias, py::handle eps, py::handle axis, py::handle out,
-           bool return_stats) { return norm_call(true, x, weight, bias, eps, axis, out, return_stats); },
-        "x"_a, "weight"_a = py::none(), "bias"_a = py::none(), py::kw_only(), "eps"_a = 1e-5, "axis"_a = -1,
-        "out"_a = py::none(), "return_stats"_a = false, docs::layer_norm);
-    m.def(
-        "rms_norm",
-        [](py::handle x, py::handle weight, py::handle eps, py::handle axis, py::handle out) {
-            return norm_call(false, x, weight, py::none(), eps, axis, out, false);
-        },
-        "x"_a, "weight"_a = py::none(), py::kw_only(), "eps"_a = 1e-6, "axis"_a = -1, "out"_a = py::none(),
-        docs::rms_norm);
+    add_fast_function(m, "layer_norm", &fast_layer_norm,
+                      "layer_norm(x, weight=None, bias=None, *, eps=1e-05, axis=-1, out=None, return_stats=False)",
+                      docs::layer_norm);
+    add_fast_function(m, "rms_norm", &fast_rms_norm, "rms_norm(x, weight=None, *, eps=1e-06, axis=-1, out=None)",
+                      docs::rms_norm);
 }
 
 }  // namespace simdnorm::bindings

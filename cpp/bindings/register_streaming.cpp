@@ -583,43 +583,13 @@ PyRunningStats* self_of(PyObject* self) {
     return p;
 }
 
-// Fills values[0..n) from positional args (the first max_positional names) and keywords; absent -> null.
-void parse_arguments(const char* method, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
-                     const char* const* names, int n, int max_positional, int required, PyObject** values) {
-    for (int i = 0; i < n; ++i) values[i] = nullptr;
-    if (nargs > max_positional) {
-        throw py::type_error(method_name(method) + "() takes at most " + std::to_string(max_positional) +
-                             " positional argument" + (max_positional == 1 ? "" : "s") + " (" + std::to_string(nargs) +
-                             " given)");
-    }
-    for (Py_ssize_t i = 0; i < nargs; ++i) values[i] = args[i];
-    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t k = 0; k < nkw; ++k) {
-        PyObject* key = PyTuple_GET_ITEM(kwnames, k);
-        int i = 0;
-        for (; i < n; ++i) {
-            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) break;
-        }
-        if (i == n) {
-            throw py::type_error(method_name(method) + "() got an unexpected keyword argument '" +
-                                 py::reinterpret_borrow<py::str>(key).cast<std::string>() + "'");
-        }
-        if (values[i]) {
-            throw py::type_error(method_name(method) + "() got multiple values for argument '" + names[i] + "'");
-        }
-        values[i] = args[nargs + k];
-    }
-    for (int i = 0; i < required; ++i) {
-        if (!values[i]) throw py::type_error(method_name(method) + "() missing required argument '" + names[i] + "'");
-    }
-}
 
 
 PyObject* fast_update(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     return guarded([&]() -> PyObject* {
         static const char* const names[] = {"x"};
         PyObject* v[1];
-        parse_arguments("update", args, nargs, kwnames, names, 1, 1, 1, v);
+        parse_arguments("RunningStats.update", args, nargs, kwnames, names, 1, 1, 1, v);
         update(*self_of(self), v[0]);
         Py_RETURN_NONE;
     });
@@ -629,7 +599,7 @@ PyObject* fast_normalize(PyObject* self, PyObject* const* args, Py_ssize_t nargs
     return guarded([&]() -> PyObject* {
         static const char* const names[] = {"x", "out", "eps"};
         PyObject* v[3];
-        parse_arguments("normalize", args, nargs, kwnames, names, 3, 2, 1, v);
+        parse_arguments("RunningStats.normalize", args, nargs, kwnames, names, 3, 2, 1, v);
         return normalize(*self_of(self), v[0], or_none(v[1]), or_none(v[2])).release().ptr();
     });
 }
@@ -638,7 +608,7 @@ PyObject* fast_update_normalize(PyObject* self, PyObject* const* args, Py_ssize_
     return guarded([&]() -> PyObject* {
         static const char* const names[] = {"x", "out"};
         PyObject* v[2];
-        parse_arguments("update_normalize", args, nargs, kwnames, names, 2, 2, 1, v);
+        parse_arguments("RunningStats.update_normalize", args, nargs, kwnames, names, 2, 2, 1, v);
         return update_normalize(*self_of(self), v[0], or_none(v[1])).release().ptr();
     });
 }
@@ -647,31 +617,13 @@ PyObject* fast_noop(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyO
     return guarded([&]() -> PyObject* {
         static const char* const names[] = {"x", "out"};
         PyObject* v[2];
-        parse_arguments("_noop_fastcall", args, nargs, kwnames, names, 2, 2, 1, v);
+        parse_arguments("RunningStats._noop_fastcall", args, nargs, kwnames, names, 2, 2, 1, v);
         (void)self_of(self);
         Py_RETURN_NONE;
     });
 }
 
-std::string with_signature(const char* signature, const char* doc) {
-    // "name(sig)\n--\n\n" lets inspect.signature() read the signature of a builtin method.
-    std::string d = doc;
-    const auto first_line = d.find('\n');
-    return std::string(signature) + "\n--\n\n" + (first_line == std::string::npos ? d : d.substr(first_line + 1));
-}
 
-using FastMethod = PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t, PyObject*);
-
-void add_fast_method(py::class_<PyRunningStats>& cls, const char* name, FastMethod impl, const char* signature,
-                     const char* doc) {
-    // Leaked on purpose: the type (and so the method table) lives as long as the interpreter.
-    auto* def = new PyMethodDef{name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(impl)),
-                                METH_FASTCALL | METH_KEYWORDS, (new std::string(with_signature(signature, doc)))->c_str()};
-    py::object descriptor =
-        py::reinterpret_steal<py::object>(PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def));
-    if (!descriptor) throw py::error_already_set();
-    if (PyObject_SetAttrString(cls.ptr(), name, descriptor.ptr()) != 0) throw py::error_already_set();
-}
 
 }  // namespace
 
@@ -710,10 +662,10 @@ void register_streaming(py::module_& m) {
     py::class_<PyRunningStats> cls(m, "RunningStats", docs::running_stats);
     cls.def(py::init(&construct), "num_features"_a, py::kw_only(), "momentum"_a = py::none(), "eps"_a = 1e-5,
             "nonfinite"_a = "raise");
-    add_fast_method(cls, "update", &fast_update, "update($self, x)", docs::update);
-    add_fast_method(cls, "normalize", &fast_normalize, "normalize($self, x, out=None, *, eps=None)",
+    add_fast_method(cls.ptr(), "update", &fast_update, "update($self, x)", docs::update);
+    add_fast_method(cls.ptr(), "normalize", &fast_normalize, "normalize($self, x, out=None, *, eps=None)",
                     docs::normalize);
-    add_fast_method(cls, "update_normalize", &fast_update_normalize, "update_normalize($self, x, out=None)",
+    add_fast_method(cls.ptr(), "update_normalize", &fast_update_normalize, "update_normalize($self, x, out=None)",
                     docs::update_normalize);
     cls.def("merge", &merge, "other"_a, docs::merge);
     cls.def(
@@ -804,7 +756,7 @@ void register_streaming(py::module_& m) {
     cls.def(
         "_noop", [](PyRunningStats&, py::handle, py::handle) {}, "x"_a, "out"_a = py::none(),
         "Does nothing: the per-call floor of a pybind11 method, for bench/bench_streaming.py.");
-    add_fast_method(cls, "_noop_fastcall", &fast_noop, "_noop_fastcall($self, x, out=None)",
+    add_fast_method(cls.ptr(), "_noop_fastcall", &fast_noop, "_noop_fastcall($self, x, out=None)",
                     "_noop_fastcall(x, out=None)\nParses its arguments like update_normalize, then does nothing: the "
                     "floor of the vectorcall entry points, for bench/bench_streaming.py.");
 }
