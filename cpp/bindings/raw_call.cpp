@@ -51,6 +51,23 @@ void parse_arguments(const char* function, PyObject* const* args, Py_ssize_t nar
     }
 }
 
+double number_argument(PyObject* value, double fallback, const char* name) {
+    if (!value) return fallback;
+    const double result = PyFloat_AsDouble(value);
+    if (result == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        throw py::type_error(std::string(name) + " must be a number, got " + Py_TYPE(value)->tp_name);
+    }
+    return result;
+}
+
+bool flag_argument(PyObject* value, bool fallback) {
+    if (!value) return fallback;
+    const int truth = PyObject_IsTrue(value);
+    if (truth < 0) throw py::error_already_set();
+    return truth != 0;
+}
+
 void add_fast_method(PyObject* type, const char* name, FastFunction impl, const char* signature, const char* doc) {
     py::object descriptor = py::reinterpret_steal<py::object>(
         PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(type), leaked_def(name, impl, signature, doc)));

@@ -39,6 +39,11 @@ inline pybind11::handle or_none(PyObject* value) {
 void parse_arguments(const char* function, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                      const char* const* names, int n, int max_positional, int required, PyObject** values);
 
+// A float argument: absent -> fallback; anything float() accepts; TypeError naming it otherwise.
+double number_argument(PyObject* value, double fallback, const char* name);
+// A flag: absent -> fallback; otherwise its truth value.
+bool flag_argument(PyObject* value, bool fallback);
+
 using FastFunction = PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t, PyObject*);
 
 // Adds a METH_FASTCALL | METH_KEYWORDS method to a type, or a function to a module. `signature`

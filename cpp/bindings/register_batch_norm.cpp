@@ -6,6 +6,7 @@
 #include "call_layout.hpp"
 #include "docstrings.hpp"
 #include "kernel_calls.hpp"
+#include "raw_call.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -217,17 +218,48 @@ py::object scale_shift(py::handle x_obj, py::handle scale_obj, py::handle shift_
     return call.result;
 }
 
+// Channel axis 1 unless given (leaked: outlives the interpreter's teardown).
+py::handle axis_or_default(PyObject* axis) {
+    static const py::handle channels_first = py::int_(1).release();
+    return axis ? py::handle(axis) : channels_first;
+}
+
+PyObject* fast_batch_norm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    return guarded([&]() -> PyObject* {
+        static const char* const names[] = {"x",        "running_mean", "running_var", "weight", "bias",
+                                            "training", "momentum",     "eps",         "axis",   "out"};
+        PyObject* v[10];
+        parse_arguments("batch_norm", args, nargs, kwnames, names, 10, 5, 1, v);
+        return batch_norm(v[0], or_none(v[1]), or_none(v[2]), or_none(v[3]), or_none(v[4]), flag_argument(v[5], false),
+                          number_argument(v[6], 0.1, "momentum"), number_argument(v[7], 1e-5, "eps"),
+                          axis_or_default(v[8]), or_none(v[9]))
+            .release()
+            .ptr();
+    });
+}
+
+PyObject* fast_scale_shift(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    return guarded([&]() -> PyObject* {
+        static const char* const names[] = {"x", "scale", "shift", "axis", "out"};
+        PyObject* v[5];
+        parse_arguments("scale_shift", args, nargs, kwnames, names, 5, 3, 3, v);
+        return scale_shift(v[0], v[1], v[2], axis_or_default(v[3]), or_none(v[4])).release().ptr();
+    });
+}
+
 }  // namespace
 
 void register_batch_norm(py::module_& m) {
-    m.def("batch_norm", &batch_norm, "x"_a, "running_mean"_a = py::none(), "running_var"_a = py::none(),
-          "weight"_a = py::none(), "bias"_a = py::none(), py::kw_only(), "training"_a = false, "momentum"_a = 0.1,
-          "eps"_a = 1e-5, "axis"_a = 1, "out"_a = py::none(), docs::batch_norm);
+    // The per-call entry points are METH_FASTCALL functions (raw_call.hpp); the rest use pybind11.
+    add_fast_function(m, "batch_norm", &fast_batch_norm,
+                      "batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, *, training=False, "
+                      "momentum=0.1, eps=1e-05, axis=1, out=None)",
+                      docs::batch_norm);
     m.def("batch_stats", &batch_stats, "x"_a, py::kw_only(), "axis"_a = 1, docs::batch_stats);
     m.def("fold_batch_norm", &fold_batch_norm, "running_mean"_a, "running_var"_a, "weight"_a = py::none(),
           "bias"_a = py::none(), py::kw_only(), "eps"_a = 1e-5, docs::fold_batch_norm);
-    m.def("scale_shift", &scale_shift, "x"_a, "scale"_a, "shift"_a, py::kw_only(), "axis"_a = 1, "out"_a = py::none(),
-          docs::scale_shift);
+    add_fast_function(m, "scale_shift", &fast_scale_shift, "scale_shift(x, scale, shift, *, axis=1, out=None)",
+                      docs::scale_shift);
 }
 
 }  // namespace simdnorm::bindings
