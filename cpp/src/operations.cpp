@@ -33,6 +33,17 @@ constexpr std::size_t kSplitRowElements = std::size_t(1) << 17;
 constexpr std::size_t kStatsPiece = 4096;
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+
+// Chan et al.'s combination of (count, mean, m2) with a further block's statistics, in place.
+// (The kernels carry their own copy: ISA translation units share no inline code with this one.)
+void merge_moments(double& count, double& mean, double& m2, double count_b, double mean_b, double m2_b) {
+    const double total = count + count_b;
+    const double delta = mean_b - mean;
+    const double weight_b = count_b / total;
+    mean += delta * weight_b;
+    m2 += m2_b + delta * delta * count * weight_b;
+    count = total;
+}
 std::size_t max_size(std::size_t a, std::size_t b) { return a > b ? a : b; }
 
 // Runs task(first, count) over [0, n) in chunks of `chunk` (the last may be shorter), in parallel
@@ -90,12 +101,7 @@ void run_split_rows(const NormArgs<T>& args, void (*kernel)(const NormArgs<T>&) 
             double mean = piece_stats[0], m2 = piece_stats[1], count = static_cast<double>(std::min(n, kStatsPiece));
             for (std::size_t k = 1; k < pieces; ++k) {
                 const double n_k = static_cast<double>(std::min(n - k * kStatsPiece, kStatsPiece));
-                const double total = count + n_k;
-                const double delta = piece_stats[2 * k] - mean;
-                const double weight_k = n_k / total;
-                mean += delta * weight_k;
-                m2 += piece_stats[2 * k + 1] + delta * delta * count * weight_k;
-                count = total;
+                merge_moments(count, mean, m2, n_k, piece_stats[2 * k], piece_stats[2 * k + 1]);
             }
             const double var = m2 / static_cast<double>(n);
             row[0] = mean;
@@ -232,11 +238,7 @@ void batch_stats(const BatchStatsArgs<T>& args) {
         double mean = block_mean[c], m2 = block_m2[c], count = block_count;
         for (std::size_t b = 1; b < blocks; ++b) {
             const double n_b = static_cast<double>(((b + 1 < blocks) ? block_rows : args.outer - b * block_rows) * args.inner);
-            const double total = count + n_b;
-            const double delta = block_mean[b * channels + c] - mean;
-            mean += delta * (n_b / total);
-            m2 += block_m2[b * channels + c] + delta * delta * count * (n_b / total);
-            count = total;
+            merge_moments(count, mean, m2, n_b, block_mean[b * channels + c], block_m2[b * channels + c]);
         }
         args.mean[c] = mean;
         args.m2[c] = m2;
