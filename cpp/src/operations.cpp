@@ -32,6 +32,10 @@ std::size_t stream_output_bytes() { return kStreamOutputBytes; }
 constexpr std::size_t kSplitRowElements = std::size_t(1) << 17;
 constexpr std::size_t kStatsPiece = 4096;
 
+// Channels-last batch statistics split channels in tasks of this many: a multiple of every
+// variant's column tile (kernels: 4 vectors, at most 64 float32 lanes), so tiles never straddle tasks.
+constexpr std::size_t kChannelsLastTask = 64;
+
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
 // Chan et al.'s combination of (count, mean, m2) with a further block's statistics, in place.
@@ -203,6 +207,19 @@ void batch_stats(const BatchStatsArgs<T>& args) {
         return;
     }
     const auto kernel = active_table().get<T>().batch_stats;
+    if (args.inner == 1 && channels >= 2 * kChannelsLastTask) {
+        // Channels-last with enough channels: tasks of whole columns (every row of kChannelsLastTask
+        // channels), so no per-block merges; the split depends on the shape only.
+        run_chunked(channels, kChannelsLastTask, channels * args.outer, [&](std::size_t first, std::size_t count) {
+            BatchStatsArgs<T> part = args;
+            part.x += first;
+            part.mid = count;
+            part.mean = args.mean + first;
+            part.m2 = args.m2 + first;
+            kernel(part);
+        });
+        return;
+    }
     // Fixed blocks of outer rows; each block's moments are merged in order below.
     const std::size_t per_outer = channels * args.inner;
     // Channels-first: whole chunks of runs (kernels.hpp, batch_stats_group_rows) per block.

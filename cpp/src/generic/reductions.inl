@@ -16,6 +16,17 @@ constexpr std::size_t kColumnChunk = 128;
 constexpr std::size_t kTileVectors = 4;
 
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+
+// Strided column passes read a few cache lines per row, rows far apart: the hardware prefetchers
+// do not follow that, so the pass asks for the rows kPrefetchRows ahead itself.
+constexpr std::size_t kPrefetchRows = 8;
+inline void prefetch_read(const void* p) {
+#if defined(__GNUC__)
+    __builtin_prefetch(p, 0, 3);
+#else
+    (void)p;
+#endif
+}
 inline double clamp_non_negative(double v) { return v < 0.0 ? 0.0 : v; }  // NaN stays NaN
 
 // True for finite v (inf - inf and NaN - NaN are NaN). Avoids std::isfinite: inline library code
@@ -59,6 +70,38 @@ inline void merge_moments(Moments& a, double count_a, const Moments& b, double c
     const double weight_b = count_b / count;
     a.mean += delta * weight_b;
     a.m2 += b.m2 + delta * delta * count_a * weight_b;
+}
+
+// Shifted one-pass statistics: sums of d = x - pivot and d^2 in one read, where the pivot is the
+// mean of a few elements. Accepted when the pivot lies within one standard deviation of the mean
+// (sum_d^2 / n <= m2): the cancellation in m2 = sum_dd - sum_d^2 / n then costs at most a few
+// ulps more than the corrected two-pass around the mean itself. Otherwise (a pivot far off, or
+// non-finite sums) the caller runs that corrected two-pass, with the chunk still in L1.
+constexpr std::size_t kPivotSample = 16;
+
+// Mean of the first min(n, kPivotSample) elements, rounded to T (exactly the value of a constant run).
+template <class T>
+T pivot_estimate(const T* p, std::size_t n) {
+    const std::size_t m = min_size(n, kPivotSample);
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    std::size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        s0 += static_cast<double>(p[i]);
+        s1 += static_cast<double>(p[i + 1]);
+        s2 += static_cast<double>(p[i + 2]);
+        s3 += static_cast<double>(p[i + 3]);
+    }
+    for (; i < m; ++i) s0 += static_cast<double>(p[i]);
+    return static_cast<T>(((s0 + s1) + (s2 + s3)) / static_cast<double>(m));
+}
+
+// The moments from shifted sums around `pivot`, if the pivot was close enough (see above).
+inline bool accept_shifted(double pivot, double sum_d, double sum_dd, double count, Moments* result) {
+    const double offset = sum_d / count;
+    const double m2 = sum_dd - sum_d * offset;
+    if (!(is_finite(offset) && is_finite(m2) && sum_d * offset <= m2)) return false;  // NaN fails too
+    *result = {pivot + offset, m2};  // m2 >= sum_d^2 / n >= 0
+    return true;
 }
 
 // total += sum(p[0..n))
@@ -170,16 +213,24 @@ double row_sum_squares(const T* p, std::size_t n) {
     return is_finite(result) ? result : exact_sum_squares(p, n, 1);
 }
 
-// Mean and m2 of one contiguous chunk: corrected two-pass. The pivot is the first-pass mean
-// rounded to T; x - pivot is exact for x near the mean (Sterbenz), and sum(d) corrects the mean.
+// Mean and m2 of one contiguous chunk: a shifted one-pass (see accept_shifted), else the corrected
+// two-pass. Its pivot is the mean rounded to T; x - pivot is exact for x near the mean (Sterbenz),
+// and sum(d) corrects the mean.
 template <class T>
 Moments chunk_moments(const T* p, std::size_t n) {
     const double count = static_cast<double>(n);
-    const T pivot = static_cast<T>(row_sum(p, n) / count);
+    const T first_pivot = pivot_estimate(p, n);
     double sum_d = 0.0, sum_dd = 0.0;
-    row_centered_sums(p, n, pivot, &sum_d, &sum_dd);
-    const Moments result{static_cast<double>(pivot) + sum_d / count, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
-    if (is_finite(result.mean) && is_finite(result.m2)) return result;
+    row_centered_sums(p, n, first_pivot, &sum_d, &sum_dd);
+    Moments result;
+    if (accept_shifted(static_cast<double>(first_pivot), sum_d, sum_dd, count, &result)) return result;
+    const double mean_estimate = static_cast<double>(first_pivot) + sum_d / count;
+    if (is_finite(mean_estimate)) {
+        const T pivot = static_cast<T>(mean_estimate);
+        row_centered_sums(p, n, pivot, &sum_d, &sum_dd);
+        result = {static_cast<double>(pivot) + sum_d / count, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
+        if (is_finite(result.mean) && is_finite(result.m2)) return result;
+    }
     const Moments exact = exact_moments(p, n, 1);  // overflowed T sums, or non-finite data (NaN stays NaN)
     return {exact.mean, clamp_non_negative(exact.m2)};
 }
@@ -290,13 +341,18 @@ void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdif
     *sum_dd = acc_reduce(total_dd);
 }
 
-// Mean and m2 of one chunk of runs (see runs_sum), runs * n > 0.
+// Mean and m2 of one chunk of runs, runs * n > 0: a shifted one-pass (accept_shifted), else the
+// corrected two-pass whose first pass sums in double (see runs_sum).
 template <class T>
 Moments runs_moments(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride) {
     const double count = static_cast<double>(runs * n);
+    const T first_pivot = pivot_estimate(p, n);  // shifted one-pass first (accept_shifted)
+    double sum_d = 0.0, sum_dd = 0.0;
+    runs_centered_sums(p, runs, n, stride, first_pivot, &sum_d, &sum_dd);
+    Moments shifted;
+    if (accept_shifted(static_cast<double>(first_pivot), sum_d, sum_dd, count, &shifted)) return shifted;
     const double mean = runs_sum(p, runs, n, stride) / count;  // exact sums of a constant chunk
     const T pivot = static_cast<T>(mean);
-    double sum_d = 0.0, sum_dd = 0.0;
     runs_centered_sums(p, runs, n, stride, pivot, &sum_d, &sum_dd);
     const Moments result{mean, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
     if (is_finite(result.mean) && is_finite(result.m2)) return result;
@@ -331,7 +387,7 @@ inline void store_tile(T* p, Vec<T> a, std::size_t v, std::size_t vectors, std::
 // last_lanes valid lanes) over `rows` rows `stride` elements apart. Chunks of kColumnChunk rows
 // take a corrected two-pass each and are merged per lane. mean/m2: vectors * lanes doubles.
 template <class T>
-void tile_moments(const T* p, std::size_t vectors, std::size_t last_lanes, std::size_t rows,
+void tile_moments_two_pass(const T* p, std::size_t vectors, std::size_t last_lanes, std::size_t rows,
                   std::ptrdiff_t stride, double* mean, double* m2) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
@@ -397,6 +453,64 @@ void tile_moments(const T* p, std::size_t vectors, std::size_t last_lanes, std::
         mean[k] = exact.mean;
         m2[k] = clamp_non_negative(exact.m2);
     }
+}
+
+// tile_moments_two_pass's result in one read: per-lane shifted sums around the mean of the first
+// rows (kPivotSample), accepted when every valid lane passes accept_shifted; otherwise the tile is
+// recomputed with the corrected two-pass.
+template <class T>
+void tile_moments(const T* p, std::size_t vectors, std::size_t last_lanes, std::size_t rows, std::ptrdiff_t stride,
+                  double* mean, double* m2) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    constexpr std::size_t W = kTileVectors * L;
+    alignas(64) double sums[W], sums_d[W], sums_dd[W];
+    const std::size_t sample = min_size(rows, kPivotSample);
+    Acc<T> pivot_sums[kTileVectors] = {};
+    for (std::size_t r = 0; r < sample; ++r) {  // widened at once: a constant column gives its value
+        const T* row = p + static_cast<std::ptrdiff_t>(r) * stride;
+        for (std::size_t v = 0; v < vectors; ++v) acc_add(pivot_sums[v], load_tile(row + v * L, v, vectors, last_lanes));
+    }
+    for (std::size_t v = 0; v < vectors; ++v) acc_store(sums + v * L, pivot_sums[v]);
+    for (std::size_t k = 0; k < vectors * L; ++k) sums[k] = static_cast<double>(static_cast<T>(sums[k] / double(sample)));
+    V pivot[kTileVectors];
+    for (std::size_t v = 0; v < vectors; ++v) pivot[v] = load_rounded<T>(sums + v * L);
+    Acc<T> total_d[kTileVectors] = {}, total_dd[kTileVectors] = {};
+    for (std::size_t r = 0; r < rows;) {
+        V d[kTileVectors] = {}, q[kTileVectors] = {};
+        for (std::size_t step = 0; step < kFlushSteps && r < rows; ++step, ++r) {
+            const T* row = p + static_cast<std::ptrdiff_t>(r) * stride;
+            if (r + kPrefetchRows < rows) {
+                const T* ahead = row + static_cast<std::ptrdiff_t>(kPrefetchRows) * stride;
+                for (std::size_t v = 0; v < vectors; ++v) prefetch_read(ahead + v * L);
+            }
+            for (std::size_t v = 0; v < vectors; ++v) {
+                const V a = load_tile(row + v * L, v, vectors, last_lanes) - pivot[v];
+                d[v] = d[v] + a;
+                q[v] = mul_add(a, a, q[v]);
+            }
+        }
+        for (std::size_t v = 0; v < vectors; ++v) {
+            acc_add(total_d[v], d[v]);
+            acc_add(total_dd[v], q[v]);
+        }
+    }
+    for (std::size_t v = 0; v < vectors; ++v) {
+        acc_store(sums_d + v * L, total_d[v]);
+        acc_store(sums_dd + v * L, total_dd[v]);
+    }
+    // accept_shifted for every lane, written as one branch-free loop the compiler vectorizes.
+    // Lanes past the tile hold zeros: accepted, with mean 0 and m2 0.
+    const double count = static_cast<double>(rows);
+    bool accepted = true;
+    for (std::size_t k = 0; k < vectors * L; ++k) {
+        const double offset = sums_d[k] / count;
+        const double lane_m2 = sums_dd[k] - sums_d[k] * offset;
+        accepted &= is_finite(offset) & is_finite(lane_m2) & (sums_d[k] * offset <= lane_m2);
+        mean[k] = sums[k] + offset;
+        m2[k] = lane_m2;
+    }
+    if (!accepted) tile_moments_two_pass(p, vectors, last_lanes, rows, stride, mean, m2);
 }
 
 // Per-lane sum of squares of a tile over `rows` rows `stride` elements apart.
