@@ -65,6 +65,39 @@ void normalize_row_affine(const T* x, T* y, std::size_t n, T pivot, T rstd, T sh
     normalize_row<T, Centered, false, false>(x, y, n, pivot, rstd, shift, weight, bias, stream);
 }
 
+// R rows with the same weight and bias: each weight / bias vector is loaded once for all of them
+// (the normalization pass of rows in L1 is bound by its loads: x, weight and bias per vector).
+template <class T, std::size_t R, bool HasBias>
+void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T* pivot, const T* rstd,
+                         const T* shift, const T* weight, const T* bias) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    V c[R], r[R], s[R];
+    for (std::size_t k = 0; k < R; ++k) {
+        c[k] = splat(pivot[k]);
+        r[k] = splat(rstd[k]);
+        s[k] = splat(shift[k]);
+    }
+    std::size_t i = 0;
+    for (; i + L <= n; i += L) {
+        const V w = load(weight + i);
+        const V b = HasBias ? load(bias + i) : V{};
+        for (std::size_t k = 0; k < R; ++k) {
+            const V t = mul_add(load(x[k] + i) - c[k], r[k], s[k]);
+            store(y[k] + i, HasBias ? mul_add(t, w, b) : t * w);
+        }
+    }
+    if (i < n) {
+        const std::size_t tail = n - i;
+        const V w = load_partial(weight + i, tail);
+        const V b = HasBias ? load_partial(bias + i, tail) : V{};
+        for (std::size_t k = 0; k < R; ++k) {
+            const V t = mul_add(load_partial(x[k] + i, tail) - c[k], r[k], s[k]);
+            store_partial(y[k] + i, HasBias ? mul_add(t, w, b) : t * w, tail);
+        }
+    }
+}
+
 // Columns layout: per-lane pivot / rstd / shift vectors, weight and bias broadcast per row m.
 template <class T, bool Centered>
 void normalize_tile(const NormArgs<T>& a, std::size_t o, std::size_t lane, std::size_t vectors,
@@ -102,9 +135,92 @@ void normalize_tile(const NormArgs<T>& a, std::size_t o, std::size_t lane, std::
     }
 }
 
+// Mean and 1 / sqrt(var + eps) of one row.
+struct RowStats {
+    double mean, rstd;
+};
+template <class T>
+SIMDNORM_ALWAYS_INLINE RowStats layer_norm_row_stats(const T* x, std::size_t n, double eps) {
+    const Moments stats = row_moments(x, n);
+    return {stats.mean, inverse_std(stats.m2, static_cast<double>(n), eps)};
+}
+
+template <class T>
+void layer_norm_write_row(const NormArgs<T>& a, std::size_t o, RowStats stats) {
+    const T pivot = static_cast<T>(stats.mean);
+    const T shift = static_cast<T>(-(stats.mean - static_cast<double>(pivot)) * stats.rstd);
+    normalize_row_affine<T, true>(a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride,
+                                  a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride, a.mid, pivot,
+                                  static_cast<T>(stats.rstd), shift, a.weight, a.bias, a.stream_output);
+}
+
+// layer_norm_rows with a weight, kRowGroup rows at a time (normalize_row_group), the statistics of
+// the next group computed before this one is written.
+constexpr std::size_t kRowGroup = 2;
+template <class T>
+void layer_norm_row_groups(const NormArgs<T>& a) {
+    constexpr std::size_t R = kRowGroup;
+    auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
+    auto row_y = [&](std::size_t o) { return a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride; };
+    RowStats next[R];
+    for (std::size_t k = 0; k < R && k < a.outer; ++k) next[k] = layer_norm_row_stats(row_x(k), a.mid, a.eps);
+    for (std::size_t o = 0; o < a.outer; o += R) {
+        const std::size_t rows = min_size(R, a.outer - o);
+        RowStats current[R];
+        for (std::size_t k = 0; k < rows; ++k) current[k] = next[k];
+        for (std::size_t k = 0; k < R && o + R + k < a.outer; ++k) {
+            next[k] = layer_norm_row_stats(row_x(o + R + k), a.mid, a.eps);
+        }
+        if (rows < R) {
+            for (std::size_t k = 0; k < rows; ++k) {
+                if (a.mean) a.mean[o + k] = static_cast<T>(current[k].mean);
+                if (a.rstd) a.rstd[o + k] = static_cast<T>(current[k].rstd);
+                layer_norm_write_row(a, o + k, current[k]);
+            }
+            continue;
+        }
+        T pivot[R], rstd[R], shift[R];
+        const T* xs[R];
+        T* ys[R];
+        for (std::size_t k = 0; k < R; ++k) {
+            pivot[k] = static_cast<T>(current[k].mean);
+            rstd[k] = static_cast<T>(current[k].rstd);
+            shift[k] = static_cast<T>(-(current[k].mean - static_cast<double>(pivot[k])) * current[k].rstd);
+            if (a.mean) a.mean[o + k] = pivot[k];
+            if (a.rstd) a.rstd[o + k] = rstd[k];
+            xs[k] = row_x(o + k);
+            ys[k] = row_y(o + k);
+        }
+        if (a.bias) {
+            normalize_row_group<T, R, true>(xs, ys, a.mid, pivot, rstd, shift, a.weight, a.bias);
+        } else {
+            normalize_row_group<T, R, false>(xs, ys, a.mid, pivot, rstd, shift, a.weight, nullptr);
+        }
+    }
+}
+
 template <class T>
 void layer_norm_rows(const NormArgs<T>& a) {
-    const double count = static_cast<double>(a.mid);
+    if (!a.stats_in && !a.stats_out && a.outer > 0) {
+        // Statistics one row ahead: the reduction of row o + 1 runs while the square root and
+        // division of row o complete, instead of the normalization waiting on them. Rows are
+        // distinct (an overlapping out= goes through a temporary), so in place stays correct.
+        if (a.weight && !a.stream_output && a.outer >= kRowGroup) {
+            layer_norm_row_groups(a);
+            return;
+        }
+        RowStats next = layer_norm_row_stats(a.x, a.mid, a.eps);
+        for (std::size_t o = 0; o < a.outer; ++o) {
+            const RowStats stats = next;
+            if (o + 1 < a.outer) {
+                next = layer_norm_row_stats(a.x + static_cast<std::ptrdiff_t>(o + 1) * a.x_outer_stride, a.mid, a.eps);
+            }
+            if (a.mean) a.mean[o] = static_cast<T>(stats.mean);
+            if (a.rstd) a.rstd[o] = static_cast<T>(stats.rstd);
+            layer_norm_write_row(a, o, stats);
+        }
+        return;
+    }
     for (std::size_t o = 0; o < a.outer; ++o) {
         const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
         if (a.stats_out) {
@@ -113,23 +229,7 @@ void layer_norm_rows(const NormArgs<T>& a) {
             a.stats_out[2 * o + 1] = stats.m2;
             continue;
         }
-        double mean, rstd;
-        if (a.stats_in) {
-            mean = a.stats_in[2 * o];
-            rstd = a.stats_in[2 * o + 1];
-        } else {
-            const Moments stats = row_moments(x, a.mid);
-            mean = stats.mean;
-            rstd = inverse_std(stats.m2, count, a.eps);
-        }
-        const T pivot = static_cast<T>(mean);
-        const T shift = static_cast<T>(-(mean - static_cast<double>(pivot)) * rstd);
-        if (!a.stats_in) {
-            if (a.mean) a.mean[o] = pivot;
-            if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
-        }
-        normalize_row_affine<T, true>(x, a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride, a.mid, pivot,
-                                      static_cast<T>(rstd), shift, a.weight, a.bias, a.stream_output);
+        layer_norm_write_row(a, o, RowStats{a.stats_in[2 * o], a.stats_in[2 * o + 1]});  // stats_in
     }
 }
 

@@ -5,6 +5,16 @@
 // then are widened into double accumulators. The T-precision error therefore stays at a few ulps
 // of a 16-term partial sum, and everything above it is summed in double.
 
+#ifndef SIMDNORM_ALWAYS_INLINE
+// The per-row reductions are small and called from a few places each: left to itself the compiler
+// keeps them out of line, and the accumulators then go through memory once per row.
+#if defined(__GNUC__)
+#define SIMDNORM_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define SIMDNORM_ALWAYS_INLINE inline
+#endif
+#endif
+
 namespace {
 
 constexpr std::size_t kFlushSteps = 16;
@@ -81,7 +91,7 @@ constexpr std::size_t kPivotSample = 16;
 
 // Mean of the first min(n, kPivotSample) elements, rounded to T (exactly the value of a constant run).
 template <class T>
-T pivot_estimate(const T* p, std::size_t n) {
+SIMDNORM_ALWAYS_INLINE T pivot_estimate(const T* p, std::size_t n) {
     const std::size_t m = min_size(n, kPivotSample);
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     std::size_t i = 0;
@@ -96,7 +106,7 @@ T pivot_estimate(const T* p, std::size_t n) {
 }
 
 // The moments from shifted sums around `pivot`, if the pivot was close enough (see above).
-inline bool accept_shifted(double pivot, double sum_d, double sum_dd, double count, Moments* result) {
+SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double sum_dd, double count, Moments* result) {
     const double offset = sum_d / count;
     const double m2 = sum_dd - sum_d * offset;
     if (!(is_finite(offset) && is_finite(m2) && sum_d * offset <= m2)) return false;  // NaN fails too
@@ -106,7 +116,7 @@ inline bool accept_shifted(double pivot, double sum_d, double sum_dd, double cou
 
 // total += sum(p[0..n))
 template <class T>
-void add_row_sum(const T* p, std::size_t n, Acc<T>& total) {
+SIMDNORM_ALWAYS_INLINE void add_row_sum(const T* p, std::size_t n, Acc<T>& total) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     std::size_t i = 0;
@@ -128,7 +138,7 @@ void add_row_sum(const T* p, std::size_t n, Acc<T>& total) {
 
 // sum(p[0..n))
 template <class T>
-double row_sum(const T* p, std::size_t n) {
+SIMDNORM_ALWAYS_INLINE double row_sum(const T* p, std::size_t n) {
     Acc<T> total{};
     add_row_sum(p, n, total);
     return acc_reduce(total);
@@ -137,23 +147,27 @@ double row_sum(const T* p, std::size_t n) {
 // total_d += sum(d), total_dd += sum(d * d) with d = p[i] - pivot; pivot_lanes holds the pivot in
 // every lane (a partial load of it zeroes the inactive lanes of the tail: 0 - 0).
 template <class T>
-void add_row_centered_sums(const T* p, std::size_t n, const T* pivot_lanes, Acc<T>& total_d, Acc<T>& total_dd) {
+SIMDNORM_ALWAYS_INLINE void add_row_centered_sums(const T* p, std::size_t n, const T* pivot_lanes, Acc<T>& total_d, Acc<T>& total_dd) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     const V c = load(pivot_lanes);
     std::size_t i = 0;
-    while (i + 2 * L <= n) {
-        V d0{}, d1{}, q0{}, q1{};
-        for (std::size_t step = 0; step < kFlushSteps && i + 2 * L <= n; ++step, i += 2 * L) {
-            const V a = load(p + i) - c;
-            const V b = load(p + i + L) - c;
-            d0 = d0 + a;
-            d1 = d1 + b;
-            q0 = mul_add(a, a, q0);
-            q1 = mul_add(b, b, q1);
+    while (i + 4 * L <= n) {  // four independent chains: the adds' latency stays hidden
+        V d0{}, d1{}, d2{}, d3{}, q0{}, q1{}, q2{}, q3{};
+        for (std::size_t step = 0; step < kFlushSteps && i + 4 * L <= n; ++step, i += 4 * L) {
+            const V a0 = load(p + i) - c, a1 = load(p + i + L) - c;
+            const V a2 = load(p + i + 2 * L) - c, a3 = load(p + i + 3 * L) - c;
+            d0 = d0 + a0;
+            d1 = d1 + a1;
+            d2 = d2 + a2;
+            d3 = d3 + a3;
+            q0 = mul_add(a0, a0, q0);
+            q1 = mul_add(a1, a1, q1);
+            q2 = mul_add(a2, a2, q2);
+            q3 = mul_add(a3, a3, q3);
         }
-        acc_add(total_d, d0 + d1);
-        acc_add(total_dd, q0 + q1);
+        acc_add(total_d, (d0 + d1) + (d2 + d3));
+        acc_add(total_dd, (q0 + q1) + (q2 + q3));
     }
     V d{}, q{};
     for (; i + L <= n; i += L) {
@@ -172,7 +186,7 @@ void add_row_centered_sums(const T* p, std::size_t n, const T* pivot_lanes, Acc<
 
 // sum(d) and sum(d * d) with d = p[i] - pivot.
 template <class T>
-void row_centered_sums(const T* p, std::size_t n, T pivot, double* sum_d, double* sum_dd) {
+SIMDNORM_ALWAYS_INLINE void row_centered_sums(const T* p, std::size_t n, T pivot, double* sum_d, double* sum_dd) {
     alignas(64) T pivot_lanes[Vec<T>::lanes];
     store(pivot_lanes, splat(pivot));
     Acc<T> total_d{}, total_dd{};
@@ -183,7 +197,7 @@ void row_centered_sums(const T* p, std::size_t n, T pivot, double* sum_d, double
 
 // sum(p[i]^2)
 template <class T>
-double row_sum_squares(const T* p, std::size_t n) {
+SIMDNORM_ALWAYS_INLINE double row_sum_squares(const T* p, std::size_t n) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     Acc<T> total{};
@@ -217,7 +231,7 @@ double row_sum_squares(const T* p, std::size_t n) {
 // two-pass. Its pivot is the mean rounded to T; x - pivot is exact for x near the mean (Sterbenz),
 // and sum(d) corrects the mean.
 template <class T>
-Moments chunk_moments(const T* p, std::size_t n) {
+SIMDNORM_ALWAYS_INLINE Moments chunk_moments(const T* p, std::size_t n) {
     const double count = static_cast<double>(n);
     const T first_pivot = pivot_estimate(p, n);
     double sum_d = 0.0, sum_dd = 0.0;
@@ -238,7 +252,7 @@ Moments chunk_moments(const T* p, std::size_t n) {
 // Mean and m2 of p[0..n), n > 0, in chunks of kRowChunk merged with Chan's formula (one read
 // from memory: the second pass of each chunk hits L1).
 template <class T>
-Moments row_moments(const T* p, std::size_t n) {
+SIMDNORM_ALWAYS_INLINE Moments row_moments(const T* p, std::size_t n) {
     Moments total = chunk_moments(p, min_size(n, kRowChunk));
     for (std::size_t start = kRowChunk; start < n; start += kRowChunk) {
         const std::size_t len = min_size(n - start, kRowChunk);
