@@ -314,3 +314,48 @@ def test_scale_shift_zero_size(isa, dtype, shape, axis):
 def test_batch_stats_zero_channels(isa, dtype):
     mean, var, count = simdnorm.batch_stats(np.zeros((5, 0, 3), dtype), axis=1)
     assert mean.shape == (0,) and var.shape == (0,) and isinstance(count, (int, np.integer))
+
+
+# Channels-first training takes one fused sweep per channel (statistics, then the normalization
+# while the channel is in cache) when a channel holds at most 128 KiB, else statistics and an
+# affine pass. Shapes on both sides of that limit, strided views and in place must all agree with
+# the reference and with each other.
+FUSED_LIMIT_BYTES = 128 * 1024
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("per_channel_delta", [-1, 0, 1])
+def test_batch_norm_training_at_the_fused_channel_limit(isa, rng, dtype, per_channel_delta):
+    per_channel = FUSED_LIMIT_BYTES // np.dtype(dtype).itemsize + per_channel_delta
+    x = (3.0 + rng.standard_normal((1, 3, per_channel))).astype(dtype)
+    rm, rv, w, b = _channel_params(rng, 3, dtype)
+    erm, erv = rm.astype(np.float64), rv.astype(np.float64)
+    got = simdnorm.batch_norm(x, rm, rv, w, b, training=True, momentum=0.3)
+    want, erm, erv = reference.batch_norm(x, erm, erv, w, b, training=True, momentum=0.3)
+    np.testing.assert_allclose(got, want, **reference.tol(dtype))
+    np.testing.assert_allclose(rm, erm, **_stat_tol(dtype))
+    np.testing.assert_allclose(rv, erv, **_stat_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_affine", [False, True])
+def test_batch_norm_training_channels_first_views_and_in_place(isa, rng, dtype, with_affine):
+    base = (1e3 + rng.standard_normal((6, 10, 9, 14))).astype(dtype)
+    x = base[::2, 1::2, :, ::-1]  # negative and padded strides: read in place, no copy
+    w, b = (_channel_params(rng, 5, dtype)[2:] if with_affine else (None, None))
+    want = reference.batch_norm(x, None, None, w, b, training=True)[0]
+    got = simdnorm.batch_norm(x, None, None, w, b, training=True)
+    np.testing.assert_allclose(got, want, **reference.tol(dtype))
+    y = np.ascontiguousarray(x)
+    simdnorm.batch_norm(y, None, None, w, b, training=True, out=y)
+    np.testing.assert_array_equal(y, simdnorm.batch_norm(np.ascontiguousarray(x), None, None, w, b, training=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_training_module_and_function_agree_bitwise(isa, rng, dtype):
+    x = rng.standard_normal((4, 6, 7, 7)).astype(dtype)
+    rm, rv, w, b = _channel_params(rng, 6, dtype)
+    module = simdnorm.BatchNorm(6, dtype=dtype)
+    module.weight = w
+    module.bias = b
+    np.testing.assert_array_equal(module(x), simdnorm.batch_norm(x, None, None, w, b, training=True))

@@ -3,6 +3,7 @@
 // No checks here: callers validate everything before any of these runs.
 #pragma once
 
+#include <cmath>
 #include <vector>
 
 #include "array_args.hpp"
@@ -122,6 +123,37 @@ void normalize_channels(const CallLayout& call, const std::vector<double>& mean,
     const bool centered =
         fold_channels<T>(channels, mean.data(), inv_std.data(), weight, bias, center.data(), scale.data(), offset.data());
     apply_channel_affine<T>(call, centered ? center.data() : nullptr, scale.data(), offset.data());
+}
+
+// Training-mode forward: the batch statistics of call.x into mean / m2 (count = outer * inner per
+// channel) and y normalized with them, then weight and bias. Channels-first inputs whose channels
+// fit in cache take the fused kernel (x read once); the rest take statistics, then the affine pass.
+template <class T>
+void batch_norm_training_forward(const CallLayout& call, const T* weight, const T* bias, double eps,
+                                 std::vector<double>& mean, std::vector<double>& m2) {
+    BatchNormTrainArgs<T> a;
+    a.x = static_cast<const T*>(call.x.data());
+    a.y = static_cast<T*>(py::array(call.y).mutable_data());
+    a.weight = weight;
+    a.bias = bias;
+    set_layout(a, call);
+    a.eps = eps;
+    a.mean = mean.data();
+    a.m2 = m2.data();
+    if (simdnorm::batch_norm_train_fits(a)) {
+        if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
+            py::gil_scoped_release nogil;
+            simdnorm::batch_norm_train(a);
+        } else {
+            simdnorm::batch_norm_train(a);
+        }
+        return;
+    }
+    compute_batch_stats<T>(call, mean, m2);
+    const double count = static_cast<double>(a.outer * a.inner);
+    std::vector<double> inv_std(mean.size());
+    for (std::size_t c = 0; c < mean.size(); ++c) inv_std[c] = 1.0 / std::sqrt(m2[c] / count + eps);
+    normalize_channels<T>(call, mean, inv_std, weight, bias);
 }
 
 // The data pointer of an optional (possibly null) parameter array.

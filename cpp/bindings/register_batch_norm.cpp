@@ -108,19 +108,24 @@ py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle 
         finish_call(call);
         return call.result;
     }
-    std::vector<double> batch_mean(channels), m2(channels), inv_std(channels);
+    std::vector<double> batch_mean(channels), m2(channels);
     const bool f32 = dtype_of(x) == Dtype::f32;
     if (training) {
-        f32 ? compute_batch_stats<float>(call, batch_mean, m2) : compute_batch_stats<double>(call, batch_mean, m2);
-        for (std::size_t c = 0; c < channels; ++c) inv_std[c] = 1.0 / std::sqrt(m2[c] / double(count) + eps);
+        if (f32) {
+            batch_norm_training_forward<float>(call, data_or_null<float>(weight), data_or_null<float>(bias), eps,
+                                               batch_mean, m2);
+        } else {
+            batch_norm_training_forward<double>(call, data_or_null<double>(weight), data_or_null<double>(bias), eps,
+                                                batch_mean, m2);
+        }
     } else {
-        batch_mean = mean;
+        std::vector<double> inv_std(channels);
         for (std::size_t c = 0; c < channels; ++c) inv_std[c] = 1.0 / std::sqrt(var[c] + eps);
-    }
-    if (f32) {
-        normalize_channels<float>(call, batch_mean, inv_std, data_or_null<float>(weight), data_or_null<float>(bias));
-    } else {
-        normalize_channels<double>(call, batch_mean, inv_std, data_or_null<double>(weight), data_or_null<double>(bias));
+        if (f32) {
+            normalize_channels<float>(call, mean, inv_std, data_or_null<float>(weight), data_or_null<float>(bias));
+        } else {
+            normalize_channels<double>(call, mean, inv_std, data_or_null<double>(weight), data_or_null<double>(bias));
+        }
     }
     finish_call(call);
     if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance

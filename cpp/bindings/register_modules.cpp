@@ -517,10 +517,8 @@ struct BatchNormModule {
 
     template <class T>
     void batch_step(const CallLayout& call, std::size_t count, bool update) {
-        std::vector<double> mean(num_features), m2(num_features), inv_std(num_features);
-        compute_batch_stats<T>(call, mean, m2);
-        for (std::size_t c = 0; c < num_features; ++c) inv_std[c] = 1.0 / std::sqrt(m2[c] / double(count) + eps);
-        normalize_channels<T>(call, mean, inv_std, weight.data<T>(), bias.data<T>());
+        std::vector<double> mean(num_features), m2(num_features);
+        batch_norm_training_forward<T>(call, weight.data<T>(), bias.data<T>(), eps, mean, m2);
         finish_call(call);
         if (!update) return;
         std::int64_t& batches = *num_batches_tracked.data<std::int64_t>();

@@ -12,6 +12,7 @@ struct TypedKernels {
     void (*rms_norm)(const NormArgs<T>&) noexcept;
     void (*batch_stats)(const BatchStatsArgs<T>&) noexcept;
     void (*channel_affine)(const ChannelAffineArgs<T>&) noexcept;
+    void (*batch_norm_train)(const BatchNormTrainArgs<T>&) noexcept;
 };
 
 struct KernelTable {

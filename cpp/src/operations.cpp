@@ -35,6 +35,9 @@ constexpr std::size_t kStatsPiece = 4096;
 // Channels-last batch statistics split channels in tasks of this many: a multiple of every
 // variant's column tile (kernels: 4 vectors, at most 64 float32 lanes), so tiles never straddle tasks.
 constexpr std::size_t kChannelsLastTask = 64;
+// Training BatchNorm normalizes a channels-first channel right after its statistics when the
+// channel (all its runs) fits in L2 alongside its output: x is then read from memory once.
+constexpr std::size_t kFusedChannelBytes = std::size_t(128) << 10;
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
@@ -292,11 +295,39 @@ void channel_affine(const ChannelAffineArgs<T>& caller_args) {
                 });
 }
 
+template <class T>
+bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept {
+    return args.inner > 1 && args.outer * args.inner * sizeof(T) <= kFusedChannelBytes;
+}
+
+template <class T>
+void batch_norm_train(const BatchNormTrainArgs<T>& caller_args) {
+    const std::size_t per_channel = caller_args.outer * caller_args.inner;
+    const std::size_t total = per_channel * caller_args.mid;
+    if (total == 0) return;
+    BatchNormTrainArgs<T> args = caller_args;
+    args.stream_output = total * sizeof(T) >= stream_output_bytes();
+    const auto kernel = active_table().get<T>().batch_norm_train;
+    run_chunked(args.mid, max_size(1, kTaskElements / per_channel), total, [&](std::size_t first, std::size_t count) {
+        BatchNormTrainArgs<T> part = args;
+        part.x += static_cast<std::ptrdiff_t>(first) * args.x_mid_stride;
+        part.y += static_cast<std::ptrdiff_t>(first) * args.y_mid_stride;
+        part.weight = args.weight ? args.weight + first : nullptr;
+        part.bias = args.bias ? args.bias + first : nullptr;
+        part.mean = args.mean + first;
+        part.m2 = args.m2 + first;
+        part.mid = count;
+        kernel(part);
+    });
+}
+
 #define SIMDNORM_INSTANTIATE(T)                                  \
     template void layer_norm<T>(const NormArgs<T>&);             \
     template void rms_norm<T>(const NormArgs<T>&);               \
     template void batch_stats<T>(const BatchStatsArgs<T>&);      \
-    template void channel_affine<T>(const ChannelAffineArgs<T>&);
+    template void channel_affine<T>(const ChannelAffineArgs<T>&);        \
+    template bool batch_norm_train_fits<T>(const BatchNormTrainArgs<T>&) noexcept; \
+    template void batch_norm_train<T>(const BatchNormTrainArgs<T>&);
 SIMDNORM_INSTANTIATE(float)
 SIMDNORM_INSTANTIATE(double)
 #undef SIMDNORM_INSTANTIATE

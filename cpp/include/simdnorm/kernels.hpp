@@ -94,12 +94,33 @@ struct ChannelAffineArgs {
     bool stream_output = false;  // non-temporal stores for y (see the top of this file)
 };
 
+// Training-mode BatchNorm forward on channels-first input (inner > 1), one channel at a time:
+// the channel's statistics exactly as batch_stats computes them for a single block (mean, M2 into
+// mean[c], m2[c]), then y = (x - m) * (weight / sqrt(M2 / count + eps)) + bias with m the mean
+// rounded to T (its remainder goes into the offset) while the channel is still in cache: x is
+// read once from memory. weight / bias may be null (1 / 0).
+template <class T>
+struct BatchNormTrainArgs {
+    const T* x = nullptr;
+    T* y = nullptr;
+    const T* weight = nullptr;  // length mid; may be null
+    const T* bias = nullptr;    // length mid; may be null
+    std::size_t outer = 0, mid = 0, inner = 1;
+    std::ptrdiff_t x_outer_stride = 0, x_mid_stride = 1;
+    std::ptrdiff_t y_outer_stride = 0, y_mid_stride = 1;
+    double eps = 1e-5;
+    double* mean = nullptr;  // length mid
+    double* m2 = nullptr;    // length mid
+    bool stream_output = false;  // non-temporal stores for y (see the top of this file)
+};
+
 #define SIMDNORM_DECLARE_KERNELS(ns)                                        \
     namespace ns {                                                          \
     template <class T> void layer_norm(const NormArgs<T>&) noexcept;        \
     template <class T> void rms_norm(const NormArgs<T>&) noexcept;          \
     template <class T> void batch_stats(const BatchStatsArgs<T>&) noexcept; \
     template <class T> void channel_affine(const ChannelAffineArgs<T>&) noexcept; \
+    template <class T> void batch_norm_train(const BatchNormTrainArgs<T>&) noexcept; \
     }
 
 SIMDNORM_DECLARE_KERNELS(scalar)

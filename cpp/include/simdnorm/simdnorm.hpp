@@ -20,6 +20,12 @@ template <class T> void batch_stats(const BatchStatsArgs<T>& args);
 
 template <class T> void channel_affine(const ChannelAffineArgs<T>& args);
 
+// Training-mode BatchNorm forward, statistics and normalization in one read of x (kernels.hpp,
+// BatchNormTrainArgs), for channels-first input whose channels each fit in the per-core cache:
+// batch_norm_train_fits says whether a shape qualifies; otherwise use batch_stats + channel_affine.
+template <class T> bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept;
+template <class T> void batch_norm_train(const BatchNormTrainArgs<T>& args);
+
 // Threads used by large operations (process-wide). n >= 1; the default is the number of CPUs this
 // process may run on, or SIMDNORM_NUM_THREADS when set.
 void set_num_threads(int n);

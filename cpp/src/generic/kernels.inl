@@ -445,6 +445,51 @@ void channel_affine(const ChannelAffineArgs<T>& a) noexcept {
     if (a.stream_output) stream_fence();
 }
 
+template <class T>
+void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
+    const double count = static_cast<double>(a.outer * a.inner);
+    for (std::size_t c = 0; c < a.mid; ++c) {
+        BatchStatsArgs<T> stats;
+        stats.x = a.x + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride;
+        stats.outer = a.outer;
+        stats.mid = 1;
+        stats.inner = a.inner;
+        stats.x_outer_stride = a.x_outer_stride;
+        stats.x_mid_stride = a.x_mid_stride;
+        stats.mean = a.mean + c;
+        stats.m2 = a.m2 + c;
+        batch_stats(stats);
+        if (c + 1 < a.mid) {  // the next channel's runs are short streams far apart: fetch them now
+            const T* next = stats.x + a.x_mid_stride;
+            for (std::size_t o = 0; o < a.outer; ++o) {
+                const char* run = reinterpret_cast<const char*>(next + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride);
+                for (std::size_t byte = 0; byte < a.inner * sizeof(T); byte += 64) prefetch_read(run + byte);
+            }
+        }
+        const double scale = (a.weight ? static_cast<double>(a.weight[c]) : 1.0) / std::sqrt(a.m2[c] / count + a.eps);
+        const T center = static_cast<T>(a.mean[c]);
+        const T scale_t = static_cast<T>(scale);
+        const T offset = static_cast<T>((a.bias ? static_cast<double>(a.bias[c]) : 0.0) -
+                                        (a.mean[c] - static_cast<double>(center)) * scale);
+        ChannelAffineArgs<T> affine;
+        affine.x = stats.x;
+        affine.y = a.y + static_cast<std::ptrdiff_t>(c) * a.y_mid_stride;
+        affine.center = &center;
+        affine.scale = &scale_t;
+        affine.offset = &offset;
+        affine.outer = a.outer;
+        affine.mid = 1;
+        affine.inner = a.inner;
+        affine.x_outer_stride = a.x_outer_stride;
+        affine.x_mid_stride = a.x_mid_stride;
+        affine.y_outer_stride = a.y_outer_stride;
+        affine.y_mid_stride = a.y_mid_stride;
+        affine.stream_output = a.stream_output;
+        channel_affine_impl<T, true>(affine);
+    }
+    if (a.stream_output) stream_fence();
+}
+
 template void layer_norm<float>(const NormArgs<float>&) noexcept;
 template void layer_norm<double>(const NormArgs<double>&) noexcept;
 template void rms_norm<float>(const NormArgs<float>&) noexcept;
@@ -453,3 +498,5 @@ template void batch_stats<float>(const BatchStatsArgs<float>&) noexcept;
 template void batch_stats<double>(const BatchStatsArgs<double>&) noexcept;
 template void channel_affine<float>(const ChannelAffineArgs<float>&) noexcept;
 template void channel_affine<double>(const ChannelAffineArgs<double>&) noexcept;
+template void batch_norm_train<float>(const BatchNormTrainArgs<float>&) noexcept;
+template void batch_norm_train<double>(const BatchNormTrainArgs<double>&) noexcept;
