@@ -892,6 +892,14 @@ def run_suite(args, threads):
                     log(args, f"  {name} [{label}]: FAILED {row['skipped'][label]}")
                     continue
                 entries.append((label, fn, ctx))
+            # The data-movement floor of this very case, timed alongside: one read of x and one write
+            # of a same-size array (into a preallocated one for out= rows, a fresh one otherwise).
+            x_in = data["x"]
+            if c["out"]:
+                copy_buf = np.empty_like(x_in)
+                entries.append(("copy", lambda: np.copyto(copy_buf, x_in), None))
+            else:
+                entries.append(("copy", x_in.copy, None))
             # Pause between samples with several threads: lets spinning pools (OpenMP, ORT) go idle.
             timed = measure_interleaved(entries, args.repeat, args.sample_ms, pause_s=0.001 if threads > 1 else 0.0)
             for label, r in timed.items():
@@ -1005,7 +1013,7 @@ def render(results, args):
         peers = [p for p in PEERS if p in args.peers]
         header = ["case"] + [f"sn {i} µs" for i in isas] + [f"{p} µs" for p in peers]
         header += [f"{p}/sn" for p in peers]
-        header += ["sn GB/s", "% copy", "max abs err (sn ISAs / peers)"]
+        header += ["copy µs", "sn/copy", "sn GB/s", "% copy", "max abs err (sn ISAs / peers)"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
         for row in result["rows"]:
@@ -1016,6 +1024,9 @@ def render(results, args):
             b = us.get(base)
             for p in peers:
                 cells.append(f"{us[p] / b:.2f}" if (b and p in us) else "—")
+            copy_us = us.get("copy")
+            cells.append(fmt_us(copy_us))
+            cells.append(f"{b / copy_us:.2f}" if (b and copy_us) else "—")
             if b:
                 gbps = row["bytes"] / (b * 1e3)
                 lvl, cgb = ceiling_for(row, result)
@@ -1040,7 +1051,10 @@ def render(results, args):
     lines.append(
         f"Ratios are peer time / {results[0]['info']['isa_ratio_base']} time (> 1: simdnorm faster). "
         "GB/s counts x read once + y written once (+ parameters); % copy compares it with the np.copyto "
-        "ceiling for the level the working set (x + y) fits in. n/a = peer cannot run this case "
+        "ceiling for the level the working set (x + y) fits in. copy µs = one np.copyto of x into a "
+        "preallocated array (out= rows) or x.copy() (rows that allocate their output), timed in the same "
+        "interleaved loop: the 1-read-1-write floor of that case on one thread; sn/copy = simdnorm time over it. "
+        "n/a = peer cannot run this case "
         "(see 'Not measured'); — = not applicable (out= / fold rows time simdnorm alone)."
     )
     return "\n".join(lines)

@@ -325,6 +325,29 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
                 continue;
             }
             std::size_t i = 0;
+            if (o + 1 < a.outer) {  // two rows per pass: each scale / offset vector loaded once for both
+                const T* x1 = x + a.x_outer_stride;
+                T* y1 = y + a.y_outer_stride;
+                for (; i + L <= a.mid; i += L) {
+                    const V scale = load(a.scale + i), offset = load(a.offset + i);
+                    const V center = Centered ? load(a.center + i) : V{};
+                    const V x0v = Centered ? load(x + i) - center : load(x + i);
+                    const V x1v = Centered ? load(x1 + i) - center : load(x1 + i);
+                    store(y + i, mul_add(x0v, scale, offset));
+                    store(y1 + i, mul_add(x1v, scale, offset));
+                }
+                if (i < a.mid) {
+                    const std::size_t n = a.mid - i;
+                    const V scale = load_partial(a.scale + i, n), offset = load_partial(a.offset + i, n);
+                    const V center = Centered ? load_partial(a.center + i, n) : V{};
+                    const V x0v = Centered ? load_partial(x + i, n) - center : load_partial(x + i, n);
+                    const V x1v = Centered ? load_partial(x1 + i, n) - center : load_partial(x1 + i, n);
+                    store_partial(y + i, mul_add(x0v, scale, offset), n);
+                    store_partial(y1 + i, mul_add(x1v, scale, offset), n);
+                }
+                ++o;
+                continue;
+            }
             for (; i + L <= a.mid; i += L) {
                 const V xv = Centered ? load(x + i) - load(a.center + i) : load(x + i);
                 store(y + i, mul_add(xv, load(a.scale + i), load(a.offset + i)));
