@@ -67,23 +67,23 @@ void normalize_row_affine(const T* x, T* y, std::size_t n, T pivot, T rstd, T sh
 
 // R rows with the same weight and bias: each weight / bias vector is loaded once for all of them
 // (the normalization pass of rows in L1 is bound by its loads: x, weight and bias per vector).
-template <class T, std::size_t R, bool HasBias>
+template <class T, std::size_t R, bool Centered, bool HasBias>
 void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T* pivot, const T* rstd,
                          const T* shift, const T* weight, const T* bias) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     V c[R], r[R], s[R];
     for (std::size_t k = 0; k < R; ++k) {
-        c[k] = splat(pivot[k]);
         r[k] = splat(rstd[k]);
-        s[k] = splat(shift[k]);
+        c[k] = Centered ? splat(pivot[k]) : V{};
+        s[k] = Centered ? splat(shift[k]) : V{};
     }
     std::size_t i = 0;
     for (; i + L <= n; i += L) {
         const V w = load(weight + i);
         const V b = HasBias ? load(bias + i) : V{};
         for (std::size_t k = 0; k < R; ++k) {
-            const V t = mul_add(load(x[k] + i) - c[k], r[k], s[k]);
+            const V t = Centered ? mul_add(load(x[k] + i) - c[k], r[k], s[k]) : load(x[k] + i) * r[k];
             store(y[k] + i, HasBias ? mul_add(t, w, b) : t * w);
         }
     }
@@ -92,7 +92,8 @@ void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T*
         const V w = load_partial(weight + i, tail);
         const V b = HasBias ? load_partial(bias + i, tail) : V{};
         for (std::size_t k = 0; k < R; ++k) {
-            const V t = mul_add(load_partial(x[k] + i, tail) - c[k], r[k], s[k]);
+            const V t = Centered ? mul_add(load_partial(x[k] + i, tail) - c[k], r[k], s[k])
+                                 : load_partial(x[k] + i, tail) * r[k];
             store_partial(y[k] + i, HasBias ? mul_add(t, w, b) : t * w, tail);
         }
     }
@@ -192,9 +193,9 @@ void layer_norm_row_groups(const NormArgs<T>& a) {
             ys[k] = row_y(o + k);
         }
         if (a.bias) {
-            normalize_row_group<T, R, true>(xs, ys, a.mid, pivot, rstd, shift, a.weight, a.bias);
+            normalize_row_group<T, R, true, true>(xs, ys, a.mid, pivot, rstd, shift, a.weight, a.bias);
         } else {
-            normalize_row_group<T, R, false>(xs, ys, a.mid, pivot, rstd, shift, a.weight, nullptr);
+            normalize_row_group<T, R, true, false>(xs, ys, a.mid, pivot, rstd, shift, a.weight, nullptr);
         }
     }
 }
@@ -259,8 +260,44 @@ void layer_norm_columns(const NormArgs<T>& a) {
     }
 }
 
+// rms_norm_rows with a weight, kRowGroup rows per normalization pass (normalize_row_group), the
+// next group's sums of squares taken before this group is written.
+template <class T>
+void rms_norm_row_groups(const NormArgs<T>& a) {
+    constexpr std::size_t R = kRowGroup;
+    const double count = static_cast<double>(a.mid);
+    auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
+    auto row_rstd = [&](std::size_t o) { return 1.0 / std::sqrt(row_sum_squares(row_x(o), a.mid) / count + a.eps); };
+    double next[R];
+    for (std::size_t k = 0; k < R && k < a.outer; ++k) next[k] = row_rstd(k);
+    for (std::size_t o = 0; o < a.outer; o += R) {
+        const std::size_t rows = min_size(R, a.outer - o);
+        T rstd[R];
+        const T* xs[R];
+        T* ys[R];
+        for (std::size_t k = 0; k < rows; ++k) {
+            rstd[k] = static_cast<T>(next[k]);
+            if (a.rstd) a.rstd[o + k] = rstd[k];
+            xs[k] = row_x(o + k);
+            ys[k] = a.y + static_cast<std::ptrdiff_t>(o + k) * a.y_outer_stride;
+        }
+        for (std::size_t k = 0; k < R && o + R + k < a.outer; ++k) next[k] = row_rstd(o + R + k);
+        if (rows == R) {
+            normalize_row_group<T, R, false, false>(xs, ys, a.mid, nullptr, rstd, nullptr, a.weight, nullptr);
+            continue;
+        }
+        for (std::size_t k = 0; k < rows; ++k) {
+            normalize_row<T, false, true, false>(xs[k], ys[k], a.mid, T(0), rstd[k], T(0), a.weight, nullptr, false);
+        }
+    }
+}
+
 template <class T>
 void rms_norm_rows(const NormArgs<T>& a) {
+    if (a.weight && !a.stats_in && !a.stats_out && !a.stream_output && a.outer >= kRowGroup) {
+        rms_norm_row_groups(a);
+        return;
+    }
     const double count = static_cast<double>(a.mid);
     for (std::size_t o = 0; o < a.outer; ++o) {
         const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
