@@ -11,11 +11,15 @@
 // signature identical; the kernels are reached only through the dispatch table (simdnorm.hpp).
 //
 // Numerics (all variants): sums run in T-precision vectors for at most 16 steps per lane, then
-// are widened into double accumulators. The variance comes from a second pass over d = x - m
-// (m: the first-pass mean rounded to T) with the correction sum(d)^2 / n, and is clamped at 0;
-// sum(d) also corrects the mean. For a constant input d is one value with few significant bits,
-// so every sum is exact and the mean is exactly the constant. Contiguous runs are processed in
-// 4096-element chunks (128 rows for strided reductions) merged with Chan's formula. When the
+// are widened into double accumulators. The statistics are sums of d = x - p and d^2 around a
+// pivot p (the mean of the first 16 elements / rows, rounded to T), with the variance
+// (sum(d^2) - sum(d)^2 / n) / n and the mean p + sum(d) / n. That one pass is kept when
+// sum(d)^2 / n <= M2 (p within one standard deviation of the mean: the cancellation costs at most
+// a few ulps); otherwise the chunk is reduced again around its mean rounded to T (a corrected
+// two-pass, the chunk still in L1). For a constant input p is the constant and d is 0, so the mean
+// is exactly the constant. Contiguous runs are processed in 4096-element chunks merged with
+// Chan's formula; a strided column is one pass over all its rows (the fallback takes chunks of
+// 128 rows, merged the same way). When the
 // T-precision partial sums overflow (float32 magnitudes beyond ~1e19), that row or lane is
 // recomputed in plain double, so statistics stay finite for every finite input. Outputs are computed as
 // ((x - m) - delta) * rstd where m is the mean rounded to T and delta the rounding remainder, so
@@ -62,9 +66,10 @@ struct NormArgs {
 // Writes the mean and M2 = sum((x - mean)^2) of this block; its count is outer * inner.
 // Channels-first (inner > 1): runs of at most kBatchStatsChunk / 2 elements are taken in chunks of
 // batch_stats_group_rows(inner) consecutive outer rows (counted from this call's first row), one
-// corrected two-pass per chunk whose first pass (the mean) sums in double; longer runs as rows
-// (kBatchStatsChunk pieces of each run). Chunks are merged in order with Chan's formula. operations.cpp splits `outer` only at multiples of the
-// group, so chunks stay whole (the split itself is fixed by the shape).
+// pivoted pass per chunk (its fallback: a corrected two-pass whose first pass sums in double);
+// longer runs as rows (kBatchStatsChunk pieces of each run). Chunks are merged in order with
+// Chan's formula. operations.cpp splits `outer` only at multiples of the group, so chunks stay
+// whole (the split itself is fixed by the shape).
 constexpr std::size_t kBatchStatsChunk = 4096;
 constexpr std::size_t batch_stats_group_rows(std::size_t inner) {
     return inner >= kBatchStatsChunk || inner == 0 ? 1 : kBatchStatsChunk / inner;
