@@ -16,6 +16,7 @@
 
 namespace simdnorm_test {
 
+using simdnorm::BatchNormTrainArgs;
 using simdnorm::BatchStatsArgs;
 using simdnorm::ChannelAffineArgs;
 using simdnorm::Isa;
@@ -29,6 +30,7 @@ struct KernelSet {
     void (*rms_norm)(const NormArgs<T>&) noexcept;
     void (*batch_stats)(const BatchStatsArgs<T>&) noexcept;
     void (*channel_affine)(const ChannelAffineArgs<T>&) noexcept;
+    void (*batch_norm_train)(const BatchNormTrainArgs<T>&) noexcept;
 };
 
 struct Variant {
@@ -51,9 +53,10 @@ struct Variant {
     Variant {                                                                                                  \
         Isa::ns,                                                                                               \
             {&simdnorm::ns::layer_norm<float>, &simdnorm::ns::rms_norm<float>, &simdnorm::ns::batch_stats<float>, \
-             &simdnorm::ns::channel_affine<float>},                                                           \
+             &simdnorm::ns::channel_affine<float>, &simdnorm::ns::batch_norm_train<float>},                   \
             {&simdnorm::ns::layer_norm<double>, &simdnorm::ns::rms_norm<double>,                               \
-             &simdnorm::ns::batch_stats<double>, &simdnorm::ns::channel_affine<double>}                        \
+             &simdnorm::ns::batch_stats<double>, &simdnorm::ns::channel_affine<double>,                        \
+             &simdnorm::ns::batch_norm_train<double>}                                                          \
     }
 
 // Every compiled variant, called directly (not through dispatch), guarded by the build defines.

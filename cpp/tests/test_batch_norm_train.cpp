@@ -1,0 +1,391 @@
+// Training BatchNorm, channels-first (inner > 1): each variant's fused kernel must equal, bit for
+// bit, that variant's two-step path (batch_stats over the view as one block, then channel_affine
+// with the folded center / scale / offset), and stay within a few ulps of a float64 reference;
+// strided, reversed, in place, NaN isolation, and the dispatched call's thread-count independence.
+#include <cfloat>
+#include <cstring>
+#include <sstream>
+
+#include "support.hpp"
+
+using namespace simdnorm_test;
+
+namespace {
+
+struct TrainCase {
+    std::size_t outer, mid, inner;
+    std::size_t mid_pad = 0, outer_pad = 0;
+    bool reversed = false;
+    bool weight = false, bias = false;
+    double offset = 0.0;  // common offset of x
+    double eps = 1e-5;
+};
+
+std::string describe(const TrainCase& c) {
+    std::ostringstream s;  // a std::string for INFO: doctest prints a const char* as a pointer
+    s << "outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner << " mid_pad=" << c.mid_pad
+      << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "") << (c.weight ? " weight" : "")
+      << (c.bias ? " bias" : "") << " offset=" << c.offset << " eps=" << c.eps;
+    return s.str();
+}
+
+// Bit-for-bit equality: == would accept -0 for +0 and reject equal NaNs.
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+template <class T>
+struct Inputs {
+    TrainCase c;
+    std::vector<T> values, weight, bias;  // values in (o, m, i) order
+
+    const T* w() const { return c.weight ? weight.data() : nullptr; }
+    const T* b() const { return c.bias ? bias.data() : nullptr; }
+    // NaN gaps: a read outside the view poisons that channel's statistics.
+    Strided<T> make_x() const {
+        Strided<T> x = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed,
+                                       std::numeric_limits<T>::quiet_NaN());
+        fill_view(x, values);
+        return x;
+    }
+    // Strides differing from x's, so a kernel using x's strides for y fails.
+    Strided<T> make_y() const {
+        return make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad + 2, c.outer_pad + 1, c.reversed, T(kUnwritten));
+    }
+};
+
+template <class T>
+Inputs<T> make_inputs(const TrainCase& c, std::uint64_t seed) {
+    return {c, normal_values<T>(c.outer * c.mid * c.inner, seed, c.offset, 1.0), normal_values<T>(c.mid, seed + 1, 1.0, 0.5),
+            normal_values<T>(c.mid, seed + 2, 0.0, 1.0)};
+}
+
+struct Outputs {
+    std::vector<double> mean, m2, y;
+};
+
+// The fused kernel of v, out of place or in place (y over x, same strides), with the
+// no-stray-write checks.
+template <class T>
+Outputs run_fused(const Variant& v, const Inputs<T>& in, bool in_place) {
+    const TrainCase& c = in.c;
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    Strided<T> x = in.make_x(), y = in.make_y();
+    Outputs r;
+    r.mean.assign(c.mid + 1, kUnwritten);
+    r.m2.assign(c.mid + 1, kUnwritten);
+    BatchNormTrainArgs<T> a;
+    a.x = x.base;
+    a.y = in_place ? x.base : y.base;
+    a.weight = in.w();
+    a.bias = in.b();
+    a.outer = c.outer;
+    a.mid = c.mid;
+    a.inner = c.inner;
+    a.x_outer_stride = x.outer_stride;
+    a.x_mid_stride = x.mid_stride;
+    a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
+    a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
+    a.eps = c.eps;
+    a.mean = r.mean.data();
+    a.m2 = r.m2.data();
+    v.get<T>().batch_norm_train(a);
+    CHECK_MESSAGE(r.mean.back() == kUnwritten, "wrote past mean");
+    CHECK_MESSAGE(r.m2.back() == kUnwritten, "wrote past m2");
+    r.mean.pop_back();
+    r.m2.pop_back();
+    CHECK_MESSAGE(touched_gaps(x, nan) == 0, "wrote into x's gaps");
+    if (in_place) {
+        r.y = gather(x);
+        return r;
+    }
+    CHECK_MESSAGE(touched_gaps(y, T(kUnwritten)) == 0, "wrote outside y's view");
+    CHECK_MESSAGE(same_bits(gather(x), std::vector<double>(in.values.begin(), in.values.end())), "modified x");
+    r.y = gather(y);
+    return r;
+}
+
+// The folding documented for BatchNormTrainArgs: center = T(mean), scale = T(w / sqrt(m2 / count
+// + eps)), offset = T(b - (mean - center) * scale_in_double).
+template <class T>
+void fold(double mean, double m2, double count, double eps, double w, double b, T& center, T& scale, T& offset) {
+    const double s = w / std::sqrt(m2 / count + eps);
+    center = static_cast<T>(mean);
+    scale = static_cast<T>(s);
+    offset = static_cast<T>(b - (mean - static_cast<double>(center)) * s);
+}
+
+// v's two-step path: batch_stats with the same outer (a single block), then channel_affine.
+template <class T>
+Outputs run_two_step(const Variant& v, const Inputs<T>& in) {
+    const TrainCase& c = in.c;
+    Strided<T> x = in.make_x(), y = in.make_y();
+    Outputs r;
+    r.mean.assign(c.mid, kUnwritten);
+    r.m2.assign(c.mid, kUnwritten);
+    BatchStatsArgs<T> s;
+    s.x = x.base;
+    s.outer = c.outer;
+    s.mid = c.mid;
+    s.inner = c.inner;
+    s.x_outer_stride = x.outer_stride;
+    s.x_mid_stride = x.mid_stride;
+    s.mean = r.mean.data();
+    s.m2 = r.m2.data();
+    v.get<T>().batch_stats(s);
+
+    std::vector<T> center(c.mid), scale(c.mid), offset(c.mid);
+    for (std::size_t m = 0; m < c.mid; ++m) {
+        fold<T>(r.mean[m], r.m2[m], static_cast<double>(c.outer * c.inner), c.eps,
+                c.weight ? static_cast<double>(in.weight[m]) : 1.0, c.bias ? static_cast<double>(in.bias[m]) : 0.0,
+                center[m], scale[m], offset[m]);
+    }
+    ChannelAffineArgs<T> a;
+    a.x = x.base;
+    a.y = y.base;
+    a.center = center.data();
+    a.scale = scale.data();
+    a.offset = offset.data();
+    a.outer = c.outer;
+    a.mid = c.mid;
+    a.inner = c.inner;
+    a.x_outer_stride = x.outer_stride;
+    a.x_mid_stride = x.mid_stride;
+    a.y_outer_stride = y.outer_stride;
+    a.y_mid_stride = y.mid_stride;
+    v.get<T>().channel_affine(a);
+    r.y = gather(y);
+    return r;
+}
+
+template <class T>
+void check_batch_norm_train(const TrainCase& c, std::uint64_t seed) {
+    INFO(type_name<T>() << " " << describe(c));
+    const Inputs<T> in = make_inputs<T>(c, seed);
+
+    // float64 reference from the same T inputs. Allowance: a few roundings of T relative to the
+    // output's terms (|w| covers errors of the folded statistics, which scale with the channel's
+    // std * scale), plus the float64 rounding of the mean (matters for float64 with an offset).
+    const std::size_t n = in.values.size();
+    const double count = static_cast<double>(c.outer * c.inner);
+    std::vector<double> ref(n), allowed(n);
+    for (std::size_t m = 0; m < c.mid; ++m) {
+        std::vector<double> channel;
+        for (std::size_t o = 0; o < c.outer; ++o)
+            for (std::size_t i = 0; i < c.inner; ++i) channel.push_back(static_cast<double>(in.values[(o * c.mid + m) * c.inner + i]));
+        const Moments mo = reference_moments(channel);
+        const double w = c.weight ? static_cast<double>(in.weight[m]) : 1.0;
+        const double b = c.bias ? static_cast<double>(in.bias[m]) : 0.0;
+        const double s = w / std::sqrt(mo.m2 / count + c.eps);
+        for (std::size_t o = 0; o < c.outer; ++o) {
+            for (std::size_t i = 0; i < c.inner; ++i) {
+                const std::size_t k = (o * c.mid + m) * c.inner + i;
+                const double scaled = (static_cast<double>(in.values[k]) - mo.mean) * s;
+                ref[k] = scaled + b;
+                allowed[k] = 4.0 * std::numeric_limits<T>::epsilon() * (std::fabs(scaled) + std::fabs(b) + std::fabs(w)) +
+                             16.0 * DBL_EPSILON * std::fabs(mo.mean * s);
+            }
+        }
+    }
+
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        const Outputs fused = run_fused(v, in, false);
+        const Outputs two_step = run_two_step(v, in);
+        CHECK_MESSAGE(same_bits(fused.mean, two_step.mean), "mean differs from batch_stats");
+        CHECK_MESSAGE(same_bits(fused.m2, two_step.m2), "m2 differs from batch_stats");
+        CHECK_MESSAGE(same_bits(fused.y, two_step.y), "y differs from batch_stats + channel_affine");
+        check_within("y vs float64 reference", fused.y, ref, allowed);
+        if (sizeof(T) == sizeof(float) && c.offset != 0.0 && !c.weight && !c.bias) {
+            // The point of the center: float32 keeps ~1e-6 absolute accuracy under a 1e6 offset.
+            const double error = max_abs_error(fused.y, ref);
+            INFO("max abs error " << error);
+            CHECK(error <= 4e-6);
+        }
+        const Outputs in_place = run_fused(v, in, true);
+        CHECK_MESSAGE(same_bits(in_place.y, fused.y), "in-place y differs from out-of-place");
+        CHECK_MESSAGE(same_bits(in_place.mean, fused.mean), "in-place mean differs");
+        CHECK_MESSAGE(same_bits(in_place.m2, fused.m2), "in-place m2 differs");
+    }
+}
+
+// One NaN in channel `bad`: that channel's statistics and outputs are NaN, every other channel's
+// bits equal those of the same input without the NaN.
+template <class T>
+void check_nan_isolation(const TrainCase& c, std::size_t bad, std::uint64_t seed) {
+    INFO(type_name<T>() << " " << describe(c) << " NaN in channel " << bad);
+    const Inputs<T> clean = make_inputs<T>(c, seed);
+    Inputs<T> poisoned = clean;
+    poisoned.values[((c.outer / 2) * c.mid + bad) * c.inner + c.inner / 3] = std::numeric_limits<T>::quiet_NaN();
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        const Outputs expected = run_fused(v, clean, false);
+        const Outputs got = run_fused(v, poisoned, false);
+        for (std::size_t m = 0; m < c.mid; ++m) {
+            INFO("channel " << m);
+            std::vector<double> y_got, y_expected;
+            for (std::size_t o = 0; o < c.outer; ++o) {
+                const std::size_t first = (o * c.mid + m) * c.inner;
+                y_got.insert(y_got.end(), got.y.begin() + first, got.y.begin() + first + c.inner);
+                y_expected.insert(y_expected.end(), expected.y.begin() + first, expected.y.begin() + first + c.inner);
+            }
+            if (m == bad) {
+                CHECK(std::isnan(got.mean[m]));
+                CHECK(std::isnan(got.m2[m]));
+                std::size_t nans = 0;
+                for (double y : y_got) nans += std::isnan(y) ? 1 : 0;
+                CHECK(nans == y_got.size());
+            } else {
+                CHECK(std::isfinite(got.mean[m]));
+                CHECK(std::isfinite(got.m2[m]));
+                CHECK(std::memcmp(&got.mean[m], &expected.mean[m], sizeof(double)) == 0);
+                CHECK(std::memcmp(&got.m2[m], &expected.m2[m], sizeof(double)) == 0);
+                CHECK(same_bits(y_got, y_expected));
+            }
+        }
+    }
+}
+
+// Restores the active variant and thread count when a test case ends, even on failure.
+class StateGuard {
+  public:
+    StateGuard() : isa_(simdnorm::active_isa()), threads_(simdnorm::get_num_threads()) {}
+    ~StateGuard() {
+        simdnorm::set_active_isa(isa_);
+        simdnorm::set_num_threads(threads_);
+    }
+    StateGuard(const StateGuard&) = delete;
+    StateGuard& operator=(const StateGuard&) = delete;
+
+  private:
+    Isa isa_;
+    int threads_;
+};
+
+template <class T>
+BatchNormTrainArgs<T> shape_args(std::size_t outer, std::size_t inner) {
+    BatchNormTrainArgs<T> a;
+    a.outer = outer;
+    a.mid = 3;
+    a.inner = inner;
+    return a;
+}
+
+}  // namespace
+
+TEST_SUITE("batch_norm_train") {
+    // affine cycles through none / weight / bias / both.
+    TEST_CASE_TEMPLATE("inner 2..70 and long runs", T, float, double) {
+        std::uint64_t seed = 7000;
+        for (std::size_t inner = 2; inner <= 70; ++inner) {
+            check_batch_norm_train<T>({3, 2 + inner % 3, inner, 1, 2, inner % 3 == 0, inner % 4 >= 2, inner % 2 == 1}, seed += 3);
+        }
+        // 4097 and 5000: runs past kBatchStatsChunk (statistics per run, merged).
+        for (std::size_t inner : {257, 4097, 5000}) {
+            for (int affine = 0; affine < 4; ++affine) {
+                check_batch_norm_train<T>({2, 3, inner, 3, 1, affine == 1 || affine == 2, (affine & 1) != 0, (affine & 2) != 0},
+                                          seed += 3);
+            }
+        }
+    }
+
+    // outer around batch_stats' row groups (4096 / inner runs per chunk): one partial group, whole
+    // groups, several groups merged.
+    TEST_CASE_TEMPLATE("outer 1..9 and many rows", T, float, double) {
+        std::uint64_t seed = 8000;
+        for (std::size_t outer = 1; outer <= 9; ++outer) {
+            for (std::size_t inner : {5, 2000, 4097}) {
+                check_batch_norm_train<T>({outer, 2, inner, 1, 1, outer % 2 == 0, outer % 3 != 0, outer % 2 == 1}, seed += 3);
+            }
+        }
+        check_batch_norm_train<T>({64, 3, 64, 0, 0, false, true, true}, seed += 3);   // exactly one group
+        check_batch_norm_train<T>({65, 2, 64, 1, 0, true, false, false}, seed += 3);  // one group + one row
+        check_batch_norm_train<T>({130, 5, 64, 0, 3, false, true, false}, seed += 3);
+        check_batch_norm_train<T>({300, 3, 17, 2, 2, true, false, true}, seed += 3);
+        check_batch_norm_train<T>({64, 8, 196, 0, 0, false, true, true}, seed += 3);
+        check_batch_norm_train<T>({16, 1, 3, 0, 0, false, true, true, 0.0, 0.5}, seed += 3);  // eps matters
+    }
+
+    TEST_CASE_TEMPLATE("large common offset: the center keeps precision", T, float, double) {
+        std::uint64_t seed = 9000;
+        for (double offset : {1e6, -1e6}) {
+            for (bool affine : {false, true}) {
+                check_batch_norm_train<T>({4, 3, 33, 0, 1, offset < 0, affine, affine, offset}, seed += 3);
+                check_batch_norm_train<T>({2, 2, 4097, 1, 0, offset > 0, affine, affine, offset}, seed += 3);
+                check_batch_norm_train<T>({9, 5, 70, 2, 2, false, affine, affine, offset}, seed += 3);
+                check_batch_norm_train<T>({64, 3, 64, 0, 0, true, affine, affine, offset}, seed += 3);
+                check_batch_norm_train<T>({3, 1, 5000, 0, 0, false, affine, affine, offset}, seed += 3);
+            }
+        }
+    }
+
+    TEST_CASE_TEMPLATE("a NaN stays in its channel", T, float, double) {
+        check_nan_isolation<T>({4, 5, 37, 1, 2, false, true, true}, 2, 9500);
+        check_nan_isolation<T>({3, 3, 4097, 0, 1, true, false, false}, 0, 9501);
+        check_nan_isolation<T>({130, 3, 64, 0, 0, false, true, false}, 2, 9502);
+    }
+
+    // Channels are split across tasks: chunking must not change bits, and each channel must match
+    // the active variant's kernel called directly.
+    TEST_CASE_TEMPLATE("dispatched: one and two threads give identical bits", T, float, double) {
+        StateGuard guard;
+        const TrainCase c{16, 64, 196, 0, 0, false, true, true};
+        const Inputs<T> in = make_inputs<T>(c, 9600);
+        BatchNormTrainArgs<T> a;
+        a.x = in.values.data();
+        a.weight = in.w();
+        a.bias = in.b();
+        a.outer = c.outer;
+        a.mid = c.mid;
+        a.inner = c.inner;
+        a.x_mid_stride = a.y_mid_stride = static_cast<std::ptrdiff_t>(c.inner);
+        a.x_outer_stride = a.y_outer_stride = static_cast<std::ptrdiff_t>(c.mid * c.inner);
+        REQUIRE(simdnorm::batch_norm_train_fits(a));
+        auto run = [&](void (*kernel)(const BatchNormTrainArgs<T>&) noexcept) {
+            std::vector<T> y(in.values.size(), T(kUnwritten));
+            Outputs r;
+            r.mean.assign(c.mid, kUnwritten);
+            r.m2.assign(c.mid, kUnwritten);
+            BatchNormTrainArgs<T> call = a;
+            call.y = y.data();
+            call.mean = r.mean.data();
+            call.m2 = r.m2.data();
+            if (kernel) {
+                kernel(call);
+            } else {
+                simdnorm::batch_norm_train(call);
+            }
+            r.y.assign(y.begin(), y.end());
+            return r;
+        };
+        for (const Variant& v : runnable_variants()) {
+            INFO("variant " << std::string(v.name()));
+            simdnorm::set_active_isa(v.isa);
+            simdnorm::set_num_threads(1);
+            REQUIRE(simdnorm::get_num_threads() == 1);
+            const Outputs single = run(nullptr);
+            simdnorm::set_num_threads(2);
+            REQUIRE(simdnorm::get_num_threads() == 2);
+            const Outputs parallel = run(nullptr);
+            const Outputs direct = run(v.get<T>().batch_norm_train);
+            for (const Outputs* other : {&parallel, &direct}) {
+                CHECK(same_bits(single.mean, other->mean));
+                CHECK(same_bits(single.m2, other->m2));
+                CHECK(same_bits(single.y, other->y));
+            }
+        }
+    }
+
+    TEST_CASE_TEMPLATE("batch_norm_train_fits: channels-first channels of at most 128 KiB", T, float, double) {
+        constexpr std::size_t limit = (std::size_t(128) << 10) / sizeof(T);  // elements per channel
+        CHECK(simdnorm::batch_norm_train_fits(shape_args<T>(16, 196)));
+        CHECK(simdnorm::batch_norm_train_fits(shape_args<T>(1, 2)));
+        CHECK(simdnorm::batch_norm_train_fits(shape_args<T>(1, limit)));
+        CHECK(simdnorm::batch_norm_train_fits(shape_args<T>(limit / 2, 2)));
+        CHECK_FALSE(simdnorm::batch_norm_train_fits(shape_args<T>(1, limit + 1)));
+        CHECK_FALSE(simdnorm::batch_norm_train_fits(shape_args<T>(limit / 2 + 1, 2)));
+        CHECK_FALSE(simdnorm::batch_norm_train_fits(shape_args<T>(64, 4096)));
+        CHECK_FALSE(simdnorm::batch_norm_train_fits(shape_args<T>(16, 1)));  // channels-last
+        CHECK_FALSE(simdnorm::batch_norm_train_fits(shape_args<T>(1, 1)));
+    }
+}
