@@ -105,11 +105,11 @@ Outputs run_fused(const Variant& v, const Inputs<T>& in, bool in_place) {
     return r;
 }
 
-// The folding documented for BatchNormTrainArgs: center = T(mean), scale = T(w / sqrt(m2 / count
-// + eps)), offset = T(b - (mean - center) * scale_in_double).
+// The folding documented for BatchNormTrainArgs: center = T(mean), scale = T((1 / sqrt(m2 / count
+// + eps)) * w), offset = T(b - (mean - center) * scale_in_double).
 template <class T>
 void fold(double mean, double m2, double count, double eps, double w, double b, T& center, T& scale, T& offset) {
-    const double s = w / std::sqrt(m2 / count + eps);
+    const double s = (1.0 / std::sqrt(m2 / count + eps)) * w;
     center = static_cast<T>(mean);
     scale = static_cast<T>(s);
     offset = static_cast<T>(b - (mean - static_cast<double>(center)) * s);

@@ -101,7 +101,7 @@ struct ChannelAffineArgs {
 
 // Training-mode BatchNorm forward on channels-first input (inner > 1), one channel at a time:
 // the channel's statistics exactly as batch_stats computes them for a single block (mean, M2 into
-// mean[c], m2[c]), then y = (x - m) * (weight / sqrt(M2 / count + eps)) + bias with m the mean
+// mean[c], m2[c]), then y = (x - m) * ((1 / sqrt(M2 / count + eps)) * weight) + bias with m the mean
 // rounded to T (its remainder goes into the offset) while the channel is still in cache: x is
 // read once from memory. weight / bias may be null (1 / 0).
 template <class T>

@@ -526,7 +526,8 @@ void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
                 for (std::size_t byte = 0; byte < a.inner * sizeof(T); byte += 64) prefetch_read(run + byte);
             }
         }
-        const double scale = (a.weight ? static_cast<double>(a.weight[c]) : 1.0) / std::sqrt(a.m2[c] / count + a.eps);
+        // inv_std * weight, rounded as the two-step path (bindings, fold_channels) rounds it.
+        const double scale = (1.0 / std::sqrt(a.m2[c] / count + a.eps)) * (a.weight ? static_cast<double>(a.weight[c]) : 1.0);
         const T center = static_cast<T>(a.mean[c]);
         const T scale_t = static_cast<T>(scale);
         const T offset = static_cast<T>((a.bias ? static_cast<double>(a.bias[c]) : 0.0) -
