@@ -3,8 +3,6 @@
 // No checks here: callers validate everything before any of these runs.
 #pragma once
 
-#include <vector>
-
 #include "array_args.hpp"
 #include "call_layout.hpp"
 #include "simdnorm/simdnorm.hpp"
@@ -64,9 +62,9 @@ void apply_channel_affine(const CallLayout& call, const T* center, const T* scal
     }
 }
 
-// Per-channel mean and M2 of call.x (count = outer * inner per channel).
+// Per-channel mean and M2 of call.x (count = outer * inner per channel) into mean[mid], m2[mid].
 template <class T>
-void compute_batch_stats(const CallLayout& call, std::vector<double>& mean, std::vector<double>& m2) {
+void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
     BatchStatsArgs<T> a;
     a.x = static_cast<const T*>(call.x.data());
     a.outer = call.x_layout.outer;
@@ -74,54 +72,14 @@ void compute_batch_stats(const CallLayout& call, std::vector<double>& mean, std:
     a.inner = call.x_layout.inner;
     a.x_outer_stride = call.x_layout.outer_stride;
     a.x_mid_stride = call.x_layout.mid_stride;
-    a.mean = mean.data();
-    a.m2 = m2.data();
+    a.mean = mean;
+    a.m2 = m2;
     if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
         py::gil_scoped_release nogil;
         simdnorm::batch_stats(a);
     } else {
         simdnorm::batch_stats(a);
     }
-}
-
-// Folding the mean into the offset (y = x * scale + offset, one FMA, no center) costs about
-// |mean * scale| ulps of the output; up to this many output units that stays below ~1e-6 for
-// float32, so only inputs whose mean sits far from zero in units of their std need the center.
-constexpr double kFoldableShift = 16.0;
-
-// Folds per-channel mean / inverse std and the optional affine parameters into the arguments of
-// apply_channel_affine. Returns whether the center is needed: if not, center is all zeros and
-// offset = bias - mean * scale (callers may pass nullptr for the center). If it is, center is the
-// mean rounded to T and the rounding remainder goes into the offset, keeping full precision for
-// large means.
-template <class T>
-bool fold_channels(std::size_t channels, const double* mean, const double* inv_std, const T* weight, const T* bias,
-                   T* center, T* scale, T* offset) {
-    bool needs_center = false;
-    for (std::size_t c = 0; c < channels; ++c) {
-        const double s = inv_std[c] * (weight ? double(weight[c]) : 1.0);
-        const double shift = mean[c] * s;
-        needs_center = needs_center || !(shift <= kFoldableShift && shift >= -kFoldableShift);  // NaN: centered
-    }
-    for (std::size_t c = 0; c < channels; ++c) {
-        const double s = inv_std[c] * (weight ? double(weight[c]) : 1.0);
-        const double b = bias ? double(bias[c]) : 0.0;
-        center[c] = needs_center ? static_cast<T>(mean[c]) : T(0);
-        scale[c] = static_cast<T>(s);
-        offset[c] = static_cast<T>(b - (mean[c] - double(center[c])) * s);
-    }
-    return needs_center;
-}
-
-// Normalization with per-channel mean / inverse std (batch statistics), then weight and bias.
-template <class T>
-void normalize_channels(const CallLayout& call, const std::vector<double>& mean, const std::vector<double>& inv_std,
-                        const T* weight, const T* bias) {
-    const std::size_t channels = mean.size();
-    std::vector<T> center(channels), scale(channels), offset(channels);
-    const bool centered =
-        fold_channels<T>(channels, mean.data(), inv_std.data(), weight, bias, center.data(), scale.data(), offset.data());
-    apply_channel_affine<T>(call, centered ? center.data() : nullptr, scale.data(), offset.data());
 }
 
 // The data pointer of an optional (possibly null) parameter array.

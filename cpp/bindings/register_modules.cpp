@@ -12,6 +12,8 @@
 
 #include "array_args.hpp"
 #include "call_layout.hpp"
+#include "channel_fold.hpp"
+#include "channel_workspace.hpp"
 #include "kernel_calls.hpp"
 #include "raw_call.hpp"
 #include "module_docstrings.hpp"
@@ -517,10 +519,15 @@ struct BatchNormModule {
 
     template <class T>
     void batch_step(const CallLayout& call, std::size_t count, bool update) {
-        std::vector<double> mean(num_features), m2(num_features), inv_std(num_features);
+        WorkspaceLease ws(num_features);
+        double* const mean = ws->moments_for(2 * num_features);
+        double* const m2 = mean + num_features;
         compute_batch_stats<T>(call, mean, m2);
-        for (std::size_t c = 0; c < num_features; ++c) inv_std[c] = 1.0 / std::sqrt(m2[c] / double(count) + eps);
-        normalize_channels<T>(call, mean, inv_std, weight.data<T>(), bias.data<T>());
+        T* const folded = ws->folded_for<T>(num_features);  // center, scale, offset
+        const bool centered = fold_channels<T>(num_features, BatchMomentsSource{mean, m2, double(count), eps},
+                                               weight.data<T>(), bias.data<T>(), folded, folded + num_features,
+                                               folded + 2 * num_features);
+        apply_channel_affine<T>(call, centered ? folded : nullptr, folded + num_features, folded + 2 * num_features);
         finish_call(call);
         if (!update) return;
         std::int64_t& batches = *num_batches_tracked.data<std::int64_t>();
@@ -542,15 +549,8 @@ struct BatchNormModule {
         T* scale = center + num_features;
         T* offset = scale + num_features;
         if (!cache_valid) {
-            std::vector<double> mean(num_features), inv_std(num_features);
-            const T* rm = running_mean.data<T>();
-            const T* rv = running_var.data<T>();
-            for (std::size_t c = 0; c < num_features; ++c) {
-                mean[c] = double(rm[c]);
-                inv_std[c] = 1.0 / std::sqrt(double(rv[c]) + eps);
-            }
-            fold_channels<T>(num_features, mean.data(), inv_std.data(), weight.data<T>(), bias.data<T>(), center,
-                             scale, offset);
+            const RunningStatsSource<T> stats{running_mean.data<T>(), running_var.data<T>(), eps};
+            fold_channels<T>(num_features, stats, weight.data<T>(), bias.data<T>(), center, scale, offset);
             cache_valid = true;
         }
         apply_channel_affine<T>(call, center, scale, offset);
