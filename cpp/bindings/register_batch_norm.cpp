@@ -65,9 +65,11 @@ const void* contiguous_data(py::array& a) {
     return a.data();
 }
 
+// ValueError naming the first channel whose running mean is not finite or whose running variance
+// is not finite and >= 0.
 template <class S>
 void check_running_stats(std::size_t channels, const S* mean, const S* var) {
-    if (running_stats_valid(channels, mean, var)) return;
+    if (running_stats_plainly_valid(channels, mean, var)) return;
     for (std::size_t c = 0; c < channels; ++c) {
         if (!std::isfinite(mean[c])) throw py::value_error("running_mean must be finite, channel " + std::to_string(c) + " is not");
         if (!std::isfinite(var[c]) || var[c] < S(0)) {
