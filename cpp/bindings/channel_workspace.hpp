@@ -7,12 +7,15 @@
 #include <memory>
 #include <vector>
 
+#include "fold_memo.hpp"
+
 namespace simdnorm::bindings {
 
 struct ChannelWorkspace {
     std::vector<double> moments;  // training: batch mean, M2, running mean / var before the update
     std::vector<float> folded32;  // center, scale, offset
     std::vector<double> folded64;
+    FoldMemo eval_fold;  // functional batch_norm in eval mode (kept workspaces only)
 
     // `count` doubles of moments (contents unspecified).
     double* moments_for(std::size_t count) {
@@ -52,6 +55,8 @@ public:
 
     ChannelWorkspace& operator*() const { return *workspace_; }
     ChannelWorkspace* operator->() const { return workspace_; }
+    // Whether this is the thread's own workspace (it outlives the call, so memos in it pay off).
+    bool kept() const { return !owned_; }
 
 private:
     ChannelWorkspace* workspace_;

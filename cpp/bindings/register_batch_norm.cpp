@@ -78,18 +78,44 @@ void check_running_stats(std::size_t channels, const S* mean, const S* var) {
     }
 }
 
+template <class T>
+struct FoldedChannels {
+    const T* center;  // null when not needed
+    const T* scale;
+    const T* offset;
+};
+
 // Eval: checks the running statistics of dtype S (ValueError naming the channel) and folds them
-// with weight and bias into folded (center, scale, offset). Returns the center to pass, null when
-// not needed.
+// with weight and bias, or finds that fold in the thread's memo when the inputs are byte-equal to
+// the last call's (a remembered fold was checked when it was made).
 template <class T, class S>
-const T* fold_running_stats(std::size_t channels, py::array& running_mean, py::array& running_var, const T* weight,
-                            const T* bias, double eps, T* folded) {
+FoldedChannels<T> fold_running_stats(const WorkspaceLease& ws, std::size_t channels, py::array& running_mean,
+                                     py::array& running_var, const T* weight, const T* bias, double eps) {
     const S* mean = static_cast<const S*>(contiguous_data(running_mean));
     const S* var = static_cast<const S*>(contiguous_data(running_var));
-    check_running_stats(channels, mean, var);
-    const bool centered = fold_channels<T>(channels, RunningStatsSource<S>{mean, var, eps}, weight, bias, folded,
-                                           folded + channels, folded + 2 * channels);
-    return centered ? folded : nullptr;
+    FoldMemoKey key;
+    key.channels = channels;
+    key.x_itemsize = sizeof(T);
+    key.stats_itemsize = sizeof(S);
+    key.eps = eps;
+    const void* arrays[4] = {mean, var, weight, bias};
+    const std::size_t itemsizes[4] = {sizeof(S), sizeof(S), sizeof(T), sizeof(T)};
+    for (int i = 0; i < 4; ++i) {
+        key.arrays[i] = arrays[i];
+        key.present[i] = arrays[i] != nullptr;
+        key.bytes[i] = arrays[i] ? channels * itemsizes[i] : 0;
+    }
+    FoldMemo& memo = ws->eval_fold;
+    T* const folded = memo.folded_for<T>(channels);  // center, scale, offset
+    if (!ws.kept() || !memo.matches(key)) {
+        memo.forget();
+        check_running_stats(channels, mean, var);
+        const bool centered = fold_channels<T>(channels, RunningStatsSource<S>{mean, var, eps}, weight, bias, folded,
+                                               folded + channels, folded + 2 * channels);
+        if (ws.kept()) memo.remember(key, centered);
+        return {centered ? folded : nullptr, folded + channels, folded + 2 * channels};
+    }
+    return {memo.centered() ? folded : nullptr, folded + channels, folded + 2 * channels};
 }
 
 // Reads a contiguous 1-D float32 / float64 array as doubles.
@@ -132,14 +158,13 @@ py::object run_batch_norm(const py::array& x, const std::vector<char>& axes, std
                           py::array& running_mean, py::array& running_var, const py::array& weight,
                           const py::array& bias, bool training, double momentum, double eps, py::handle out) {
     WorkspaceLease ws(channels);
-    T* folded = ws->folded_for<T>(channels);  // center, scale, offset
     const T* w = data_or_null<T>(weight);
     const T* b = data_or_null<T>(bias);
-    const T* center = nullptr;
+    FoldedChannels<T> folded{};
     if (!training) {
-        center = running_mean.itemsize() == 4
-                     ? fold_running_stats<T, float>(channels, running_mean, running_var, w, b, eps, folded)
-                     : fold_running_stats<T, double>(channels, running_mean, running_var, w, b, eps, folded);
+        folded = running_mean.itemsize() == 4
+                     ? fold_running_stats<T, float>(ws, channels, running_mean, running_var, w, b, eps)
+                     : fold_running_stats<T, double>(ws, channels, running_mean, running_var, w, b, eps);
     }
     const CallLayout call = resolve_call_layout(x, axes, out);
     if (count == 0 || channels == 0) {  // empty batch: empty output, running statistics untouched
@@ -152,15 +177,16 @@ py::object run_batch_norm(const py::array& x, const std::vector<char>& axes, std
         double* const mean = moments;
         double* const m2 = moments + channels;
         compute_batch_stats<T>(call, mean, m2);
+        T* const buffer = ws->folded_for<T>(channels);  // center, scale, offset
         const bool centered = fold_channels<T>(channels, BatchMomentsSource{mean, m2, double(count), eps}, w, b,
-                                               folded, folded + channels, folded + 2 * channels);
-        center = centered ? folded : nullptr;
+                                               buffer, buffer + channels, buffer + 2 * channels);
+        folded = {centered ? buffer : nullptr, buffer + channels, buffer + 2 * channels};
         if (running_mean) {
             load_doubles(running_mean, moments + 2 * channels);
             load_doubles(running_var, moments + 3 * channels);
         }
     }
-    apply_channel_affine<T>(call, center, folded + channels, folded + 2 * channels);
+    apply_channel_affine<T>(call, folded.center, folded.scale, folded.offset);
     finish_call(call);
     if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance
         double* const m2 = moments + channels;
