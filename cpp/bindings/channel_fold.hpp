@@ -39,10 +39,10 @@ namespace detail {
 
 // scale = inv_std * weight, offset = bias - mean * scale, all in double, rounded once to T; center
 // zero. Absent weight / bias are template flags rather than per-channel branches, which keeps the
-// loop vectorizable; `* 1.0` and `0.0 - v` give exactly what the old `weight ? w : 1.0` code gave.
-// Returns whether some channel may need the center: |float(mean * scale)| >= kFoldableShift flags
-// a superset of |mean * scale| > kFoldableShift (and NaN), since rounding to float is monotonic; a
-// float-lane compare-and-or vectorizes with SSE2, a double-lane one does not.
+// loop vectorizable (`* 1.0` and `0.0 - shift` round like the general formula). Returns whether
+// some channel may need the center: |float(mean * scale)| >= kFoldableShift flags a superset of
+// |mean * scale| > kFoldableShift (and NaN), since rounding to float is monotonic (IEEE: out-of-range
+// values become inf); a float-lane compare-and-or vectorizes with SSE2, a double-lane one does not.
 template <class T, bool HasWeight, bool HasBias, class Source>
 bool fold_uncentered(std::size_t channels, const Source& source, const T* weight, const T* bias, T* __restrict center,
                      T* __restrict scale, T* __restrict offset) {
@@ -96,7 +96,8 @@ bool fold(std::size_t channels, const Source& source, const T* weight, const T* 
 // Returns whether the center is needed. If not, center is all zeros and offset = bias - mean *
 // scale (callers may pass nullptr for the center instead). If it is (some |mean * scale| above
 // kFoldableShift, or NaN), center is the mean rounded to T and the rounding remainder goes into
-// the offset, keeping full precision for large means. weight and bias may be null.
+// the offset, keeping full precision for large means. weight and bias may be null; the outputs must
+// not overlap the inputs.
 template <class T, class Source>
 bool fold_channels(std::size_t channels, const Source& source, const T* weight, const T* bias, T* center, T* scale,
                    T* offset) {
