@@ -278,3 +278,39 @@ def test_a_call_reentering_from_numpy_gets_its_own_workspace(rng):
     assert len(_ReenteringArray.inner_results) == 1, "the outer call made no array of x's type"
     np.testing.assert_array_equal(_ReenteringArray.inner_results[0], expected_inner)
     np.testing.assert_array_equal(np.asarray(got), expected_outer)
+
+
+# ---- out= overlapping the per-channel arrays ------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [5, 16, 256])
+def test_scale_shift_out_overlapping_scale_and_shift(isa, rng, dtype, c):
+    # The kernel reads copies: writing out must not change the scale and shift it applies.
+    x = rng.standard_normal((2, c)).astype(dtype)
+    buffer = np.empty((2, c), dtype)
+    scale, shift = buffer[0], buffer[1]
+    scale[:] = rng.uniform(0.5, 2.0, c)
+    shift[:] = rng.uniform(-1.0, 1.0, c)
+    expected = reference.scale_shift(x, scale.copy(), shift.copy(), axis=1)
+    got = simdnorm.scale_shift(x, scale, shift, out=buffer)
+    assert got is buffer
+    np.testing.assert_allclose(buffer, expected, **reference.tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_norm_out_overlapping_its_per_channel_arrays(isa, rng, dtype, training):
+    c = 9
+    x = rng.standard_normal((4, c)).astype(dtype)
+    buffer = np.empty((4, c), dtype)
+    rm, rv, w, b = buffer  # every per-channel array is a row of out
+    rm[:], rv[:], w[:], b[:] = _stats(rng, c, dtype)
+    expected, erm, erv = reference.batch_norm(x, rm.copy(), rv.copy(), w.copy(), b.copy(), training=training)
+    simdnorm.batch_norm(x, rm, rv, w, b, training=training, out=buffer)
+    if training:  # the running statistics are written last: rows 0 and 1 hold them, rows 2, 3 the output
+        np.testing.assert_allclose(buffer[0], erm, **reference.tol(dtype))
+        np.testing.assert_allclose(buffer[1], erv, **reference.tol(dtype))
+        np.testing.assert_allclose(buffer[2:], expected[2:], **reference.tol(dtype))
+    else:
+        np.testing.assert_allclose(buffer, expected, **reference.tol(dtype))

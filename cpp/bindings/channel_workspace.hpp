@@ -7,13 +7,14 @@
 #include <memory>
 #include <vector>
 
+#include "channel_arrays.hpp"
 #include "fold_memo.hpp"
 
 namespace simdnorm::bindings {
 
 struct ChannelWorkspace {
     std::vector<double> moments;  // training: batch mean, M2, running mean / var before the update
-    std::vector<float> folded32;  // center, scale, offset
+    std::vector<float> folded32;  // storage of folded_for<float>
     std::vector<double> folded64;
     FoldMemo eval_fold;  // functional batch_norm in eval mode (kept workspaces only)
 
@@ -22,12 +23,10 @@ struct ChannelWorkspace {
         if (moments.size() < count) moments.resize(count);
         return moments.data();
     }
-    // center, scale, offset: 3 * channels values of T (contents unspecified).
+    // center, scale, offset of `channels` values each (contents unspecified).
     template <class T>
-    T* folded_for(std::size_t channels) {
-        std::vector<T>& v = folded<T>();
-        if (v.size() < 3 * channels) v.resize(3 * channels);
-        return v.data();
+    ChannelArrays<T> folded_for(std::size_t channels) {
+        return cache_aligned_arrays(folded<T>(), channels);
     }
 
 private:

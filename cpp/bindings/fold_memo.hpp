@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "channel_arrays.hpp"
+
 namespace simdnorm::bindings {
 
 // The inputs a fold depends on: running_mean, running_var (dtype S), weight, bias (dtype T, may be
@@ -32,12 +34,10 @@ public:
     void forget() { valid_ = false; }
     bool centered() const { return centered_; }
 
-    // center, scale, offset of the remembered fold: 3 * channels values of T.
+    // center, scale, offset of the remembered fold (the same memory for the same channels).
     template <class T>
-    T* folded_for(std::size_t channels) {
-        std::vector<T>& v = folded<T>();
-        if (v.size() < 3 * channels) v.resize(3 * channels);
-        return v.data();
+    ChannelArrays<T> folded_for(std::size_t channels) {
+        return cache_aligned_arrays(folded<T>(), channels);
     }
 
 private:

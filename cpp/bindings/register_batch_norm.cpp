@@ -1,5 +1,6 @@
 // batch_norm, batch_stats, fold_batch_norm, scale_shift.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "array_args.hpp"
@@ -106,16 +107,16 @@ FoldedChannels<T> fold_running_stats(const WorkspaceLease& ws, std::size_t chann
         key.bytes[i] = arrays[i] ? channels * itemsizes[i] : 0;
     }
     FoldMemo& memo = ws->eval_fold;
-    T* const folded = memo.folded_for<T>(channels);  // center, scale, offset
+    const ChannelArrays<T> folded = memo.folded_for<T>(channels);
     if (!ws.kept() || !memo.matches(key)) {
         memo.forget();
         check_running_stats(channels, mean, var);
-        const bool centered = fold_channels<T>(channels, RunningStatsSource<S>{mean, var, eps}, weight, bias, folded,
-                                               folded + channels, folded + 2 * channels);
+        const bool centered = fold_channels<T>(channels, RunningStatsSource<S>{mean, var, eps}, weight, bias,
+                                               folded.center, folded.scale, folded.offset);
         if (ws.kept()) memo.remember(key, centered);
-        return {centered ? folded : nullptr, folded + channels, folded + 2 * channels};
+        return {centered ? folded.center : nullptr, folded.scale, folded.offset};
     }
-    return {memo.centered() ? folded : nullptr, folded + channels, folded + 2 * channels};
+    return {memo.centered() ? folded.center : nullptr, folded.scale, folded.offset};
 }
 
 // Reads a contiguous 1-D float32 / float64 array as doubles.
@@ -177,10 +178,10 @@ py::object run_batch_norm(const py::array& x, const std::vector<char>& axes, std
         double* const mean = moments;
         double* const m2 = moments + channels;
         compute_batch_stats<T>(call, mean, m2);
-        T* const buffer = ws->folded_for<T>(channels);  // center, scale, offset
+        const ChannelArrays<T> buffer = ws->folded_for<T>(channels);
         const bool centered = fold_channels<T>(channels, BatchMomentsSource{mean, m2, double(count), eps}, w, b,
-                                               buffer, buffer + channels, buffer + 2 * channels);
-        folded = {centered ? buffer : nullptr, buffer + channels, buffer + 2 * channels};
+                                               buffer.center, buffer.scale, buffer.offset);
+        folded = {centered ? buffer.center : nullptr, buffer.scale, buffer.offset};
         if (running_mean) {
             load_doubles(running_mean, moments + 2 * channels);
             load_doubles(running_var, moments + 3 * channels);
@@ -289,26 +290,32 @@ py::tuple fold_batch_norm(py::handle running_mean_obj, py::handle running_var_ob
     return py::make_tuple(scale_out, shift_out);
 }
 
+// y = x * scale + shift through copies of scale and shift in the thread's workspace (cache-line
+// aligned; out may alias the originals).
 template <class T>
-std::vector<T> to_vector(const py::array& a) {
-    const T* p = static_cast<const T*>(a.data());
-    return std::vector<T>(p, p + a.size());
+void run_scale_shift(const CallLayout& call, std::size_t channels, const py::array& scale, const py::array& shift) {
+    WorkspaceLease ws(channels);
+    const ChannelArrays<T> copies = ws->folded_for<T>(channels);
+    if (channels) {
+        std::memcpy(copies.scale, scale.data(), channels * sizeof(T));
+        std::memcpy(copies.offset, shift.data(), channels * sizeof(T));
+    }
+    apply_channel_affine<T>(call, nullptr, copies.scale, copies.offset);
 }
 
 py::object scale_shift(py::handle x_obj, py::handle scale_obj, py::handle shift_obj, py::handle axis, py::handle out) {
     const py::array x = input_array(x_obj, "x");
     const std::vector<char> axes = single_axis(axis, static_cast<std::size_t>(x.ndim()), 1, "scale_shift");
-    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channel_count(x, axes))};
+    const std::size_t channels = channel_count(x, axes);
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channels)};
     if (scale_obj.is_none() || shift_obj.is_none()) throw py::type_error("scale and shift are required arrays");
     const py::array scale = param_array(scale_obj, "scale", x, shape);
     const py::array shift = param_array(shift_obj, "shift", x, shape);
     const CallLayout call = resolve_call_layout(x, axes, out);
     if (dtype_of(x) == Dtype::f32) {
-        const std::vector<float> s = to_vector<float>(scale), o = to_vector<float>(shift);  // out may alias them
-        apply_channel_affine<float>(call, nullptr, s.data(), o.data());
+        run_scale_shift<float>(call, channels, scale, shift);
     } else {
-        const std::vector<double> s = to_vector<double>(scale), o = to_vector<double>(shift);
-        apply_channel_affine<double>(call, nullptr, s.data(), o.data());
+        run_scale_shift<double>(call, channels, scale, shift);
     }
     finish_call(call);
     return call.result;

@@ -420,10 +420,10 @@ struct BatchNormModule {
             running_var = Param(dtype, shape, 1.0);
             num_batches_tracked = Param(py::dtype::of<std::int64_t>(), Shape{}, 0.0);
         }
-        if (is_f32(dtype)) {
-            cache32.resize(3 * num_features);
+        if (is_f32(dtype)) {  // allocated now: eval calls allocate nothing
+            cache_aligned_arrays(cache32, num_features);
         } else {
-            cache64.resize(3 * num_features);
+            cache_aligned_arrays(cache64, num_features);
         }
     }
 
@@ -523,11 +523,11 @@ struct BatchNormModule {
         double* const mean = ws->moments_for(2 * num_features);
         double* const m2 = mean + num_features;
         compute_batch_stats<T>(call, mean, m2);
-        T* const folded = ws->folded_for<T>(num_features);  // center, scale, offset
+        const ChannelArrays<T> folded = ws->folded_for<T>(num_features);
         const bool centered = fold_channels<T>(num_features, BatchMomentsSource{mean, m2, double(count), eps},
-                                               weight.data<T>(), bias.data<T>(), folded, folded + num_features,
-                                               folded + 2 * num_features);
-        apply_channel_affine<T>(call, centered ? folded : nullptr, folded + num_features, folded + 2 * num_features);
+                                               weight.data<T>(), bias.data<T>(), folded.center, folded.scale,
+                                               folded.offset);
+        apply_channel_affine<T>(call, centered ? folded.center : nullptr, folded.scale, folded.offset);
         finish_call(call);
         if (!update) return;
         std::int64_t& batches = *num_batches_tracked.data<std::int64_t>();
@@ -544,16 +544,15 @@ struct BatchNormModule {
 
     template <class T>
     void eval_step(const CallLayout& call) {
-        std::vector<T>& folded = cache<T>();
-        T* center = folded.data();
-        T* scale = center + num_features;
-        T* offset = scale + num_features;
-        if (!cache_valid) {
+        const ChannelArrays<T> folded = cache_aligned_arrays(cache<T>(), num_features);
+        if (!cache_valid || folded.center != cache_center) {  // a copied module carves its copy differently
             const RunningStatsSource<T> stats{running_mean.data<T>(), running_var.data<T>(), eps};
-            fold_channels<T>(num_features, stats, weight.data<T>(), bias.data<T>(), center, scale, offset);
+            fold_channels<T>(num_features, stats, weight.data<T>(), bias.data<T>(), folded.center, folded.scale,
+                             folded.offset);
             cache_valid = true;
+            cache_center = folded.center;
         }
-        apply_channel_affine<T>(call, center, scale, offset);
+        apply_channel_affine<T>(call, folded.center, folded.scale, folded.offset);
         finish_call(call);
     }
 
@@ -603,7 +602,8 @@ struct BatchNormModule {
     py::dtype dtype;
     Param weight, bias, running_mean, running_var, num_batches_tracked;
     bool training = true, frozen = false;
-    bool cache_valid = false;  // eval: cache<T>() holds center, scale, offset (3 * num_features)
+    bool cache_valid = false;  // eval: cache<T>() holds center, scale, offset (cache_aligned_arrays)
+    const void* cache_center = nullptr;  // where they were written
     std::vector<float> cache32;
     std::vector<double> cache64;
 };
