@@ -3,6 +3,7 @@ fresh above), the memo of the last eval fold (keyed by the bytes of the inputs),
 statistics' dtype and strides, and the check of the running statistics."""
 
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -253,7 +254,7 @@ class _ReenteringArray(np.ndarray):
     empty_like does for a strided x's output, in the middle of the outer batch_norm call)."""
 
     inner = None
-    inner_results = []
+    inner_results: ClassVar[list] = []
 
     def __array_finalize__(self, obj):
         if _ReenteringArray.inner is not None:
