@@ -101,6 +101,9 @@ Notes
 -----
 Training reads x twice (statistics in L1-sized chunks, then the normalization) and writes it
 once. NaN / Inf in x propagate to their channel, running statistics included, as in PyTorch.
+Eval folds the running statistics, weight and bias into one scale and offset per channel; each
+thread remembers its last fold (up to 4096 channels), keyed by the arrays' contents, so repeated
+calls with equal arrays skip it and arrays changed in place are seen.
 )doc";
 
 inline constexpr const char* batch_stats = R"doc(batch_stats(x, *, axis=1)

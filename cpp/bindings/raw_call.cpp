@@ -21,6 +21,20 @@ PyMethodDef* leaked_def(const char* name, FastFunction impl, const char* signatu
                            METH_FASTCALL | METH_KEYWORDS, (new std::string(with_signature(signature, doc)))->c_str()};
 }
 
+// Whether the keyword `key` (a str, as CPython guarantees for kwnames) spells `name`. Keyword
+// names are compact ASCII strings in practice, compared here byte by byte: with
+// PyUnicode_CompareWithASCIIString (~10 ns a name) matching eps=, the 8th of batch_norm's names,
+// cost ~90 ns, and the four keywords of a typical batch_norm call ~0.2 us.
+bool keyword_is(PyObject* key, const char* name) {
+    if (!PyUnicode_IS_COMPACT_ASCII(key)) return PyUnicode_CompareWithASCIIString(key, name) == 0;
+    const auto* text = static_cast<const char*>(PyUnicode_DATA(key));
+    const Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+    for (Py_ssize_t i = 0; i < length; ++i) {
+        if (name[i] == '\0' || name[i] != text[i]) return false;  // a key may contain '\0'
+    }
+    return name[length] == '\0';
+}
+
 }  // namespace
 
 void parse_arguments(const char* function, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
@@ -36,7 +50,7 @@ void parse_arguments(const char* function, PyObject* const* args, Py_ssize_t nar
     for (Py_ssize_t k = 0; k < keywords; ++k) {
         PyObject* key = PyTuple_GET_ITEM(kwnames, k);
         int i = 0;
-        while (i < n && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) ++i;
+        while (i < n && !keyword_is(key, names[i])) ++i;
         if (i == n) {
             throw py::type_error(std::string(function) + "() got an unexpected keyword argument '" +
                                  py::reinterpret_borrow<py::str>(key).cast<std::string>() + "'");

@@ -1,9 +1,12 @@
 // batch_norm, batch_stats, fold_batch_norm, scale_shift.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "array_args.hpp"
 #include "call_layout.hpp"
+#include "channel_fold.hpp"
+#include "channel_workspace.hpp"
 #include "docstrings.hpp"
 #include "kernel_calls.hpp"
 #include "raw_call.hpp"
@@ -57,12 +60,87 @@ void store_doubles(py::array& a, const std::vector<double>& values) {
     }
 }
 
-void check_running_stats(const std::vector<double>& mean, const std::vector<double>& var) {
-    for (std::size_t c = 0; c < mean.size(); ++c) {
+// Eval reads running statistics in place: a strided view is copied once, here.
+const void* contiguous_data(py::array& a) {
+    if (!(a.flags() & py::array::c_style)) a = ascontiguous(a);
+    return a.data();
+}
+
+// ValueError naming the first channel whose running mean is not finite or whose running variance
+// is not finite and >= 0.
+template <class S>
+void check_running_stats(std::size_t channels, const S* mean, const S* var) {
+    if (running_stats_plainly_valid(channels, mean, var)) return;
+    for (std::size_t c = 0; c < channels; ++c) {
         if (!std::isfinite(mean[c])) throw py::value_error("running_mean must be finite, channel " + std::to_string(c) + " is not");
-        if (!std::isfinite(var[c]) || var[c] < 0.0) {
+        if (!std::isfinite(var[c]) || var[c] < S(0)) {
             throw py::value_error("running_var must be finite and >= 0, channel " + std::to_string(c) + " is not");
         }
+    }
+}
+
+template <class T>
+struct FoldedChannels {
+    const T* center;  // null when not needed
+    const T* scale;
+    const T* offset;
+};
+
+// Eval: checks the running statistics of dtype S (ValueError naming the channel) and folds them
+// with weight and bias, or finds that fold in the thread's memo when the inputs are byte-equal to
+// the last call's (a remembered fold was checked when it was made).
+template <class T, class S>
+FoldedChannels<T> fold_running_stats(const WorkspaceLease& ws, std::size_t channels, py::array& running_mean,
+                                     py::array& running_var, const T* weight, const T* bias, double eps) {
+    const S* mean = static_cast<const S*>(contiguous_data(running_mean));
+    const S* var = static_cast<const S*>(contiguous_data(running_var));
+    FoldMemoKey key;
+    key.channels = channels;
+    key.x_itemsize = sizeof(T);
+    key.stats_itemsize = sizeof(S);
+    key.eps = eps;
+    const void* arrays[4] = {mean, var, weight, bias};
+    const std::size_t itemsizes[4] = {sizeof(S), sizeof(S), sizeof(T), sizeof(T)};
+    for (int i = 0; i < 4; ++i) {
+        key.arrays[i] = arrays[i];
+        key.present[i] = arrays[i] != nullptr;
+        key.bytes[i] = arrays[i] ? channels * itemsizes[i] : 0;
+    }
+    FoldMemo& memo = ws->eval_fold;
+    const ChannelArrays<T> folded = memo.folded_for<T>(channels);
+    if (!ws.kept() || !memo.matches(key)) {
+        memo.forget();
+        check_running_stats(channels, mean, var);
+        const bool centered = fold_channels<T>(channels, RunningStatsSource<S>{mean, var, eps}, weight, bias,
+                                               folded.center, folded.scale, folded.offset);
+        if (ws.kept()) memo.remember(key, centered);
+        return {centered ? folded.center : nullptr, folded.scale, folded.offset};
+    }
+    return {memo.centered() ? folded.center : nullptr, folded.scale, folded.offset};
+}
+
+// Reads a contiguous 1-D float32 / float64 array as doubles.
+void load_doubles(const py::array& a, double* values) {
+    const auto n = static_cast<std::size_t>(a.size());
+    if (a.itemsize() == 4) {
+        const float* p = static_cast<const float*>(a.data());
+        for (std::size_t i = 0; i < n; ++i) values[i] = p[i];
+    } else {
+        const double* p = static_cast<const double*>(a.data());
+        for (std::size_t i = 0; i < n; ++i) values[i] = p[i];
+    }
+}
+
+// Training: running = (1 - momentum) * running + momentum * batch, in double, rounded once to the
+// array's dtype. `before` holds the running values read before the kernel ran (out may overlap them).
+void update_running(py::array& a, const double* before, const double* batch, double momentum) {
+    const auto n = static_cast<std::size_t>(a.size());
+    if (a.itemsize() == 4) {
+        float* p = static_cast<float*>(a.mutable_data());
+        for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<float>((1.0 - momentum) * before[i] + momentum * batch[i]);
+    } else {
+        double* p = static_cast<double*>(a.mutable_data());
+        for (std::size_t i = 0; i < n; ++i) p[i] = (1.0 - momentum) * before[i] + momentum * batch[i];
     }
 }
 
@@ -71,6 +149,48 @@ std::size_t channel_count(const py::array& x, const std::vector<char>& axes) {
         if (axes[i]) return static_cast<std::size_t>(x.shape(static_cast<py::ssize_t>(i)));
     }
     return 0;
+}
+
+// Everything after the argument checks of batch_norm, for x's dtype T. Per-channel values live in
+// the thread's workspace; all checks (the running statistics' in eval) run before anything is
+// written.
+template <class T>
+py::object run_batch_norm(const py::array& x, const std::vector<char>& axes, std::size_t channels, std::size_t count,
+                          py::array& running_mean, py::array& running_var, const py::array& weight,
+                          const py::array& bias, bool training, double momentum, double eps, py::handle out) {
+    WorkspaceLease ws(channels);
+    const T* w = data_or_null<T>(weight);
+    const T* b = data_or_null<T>(bias);
+    FoldedChannels<T> folded{};
+    if (!training) {
+        folded = running_mean.itemsize() == 4
+                     ? fold_running_stats<T, float>(ws, channels, running_mean, running_var, w, b, eps)
+                     : fold_running_stats<T, double>(ws, channels, running_mean, running_var, w, b, eps);
+    }
+    const CallLayout call = resolve_call_layout(x, axes, out);
+    if (count == 0 || channels == 0) {  // empty batch: empty output, running statistics untouched
+        finish_call(call);
+        return call.result;
+    }
+    // Training: batch mean, M2, then the running mean and variance as they were before the kernel.
+    double* const moments = training ? ws->moments_for(4 * channels) : nullptr;
+    if (training) {
+        if (running_mean) {  // before y is written: out may overlap them
+            load_doubles(running_mean, moments + 2 * channels);
+            load_doubles(running_var, moments + 3 * channels);
+        }
+        batch_norm_training_forward<T>(call, w, b, eps, moments, moments + channels, *ws);
+    } else {
+        apply_channel_affine<T>(call, folded.center, folded.scale, folded.offset);
+    }
+    finish_call(call);
+    if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance
+        double* const m2 = moments + channels;
+        for (std::size_t c = 0; c < channels; ++c) m2[c] /= double(count - 1);
+        update_running(running_mean, moments + 2 * channels, moments, momentum);
+        update_running(running_var, moments + 3 * channels, m2, momentum);
+    }
+    return call.result;
 }
 
 py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle running_var_obj, py::handle weight_obj,
@@ -100,43 +220,10 @@ py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle 
     } else {
         if (!running_mean) throw py::value_error("running_mean and running_var are required when training=False");
     }
-    std::vector<double> mean = running_mean ? to_doubles(running_mean) : std::vector<double>(channels);
-    std::vector<double> var = running_var ? to_doubles(running_var) : std::vector<double>(channels);
-    if (!training) check_running_stats(mean, var);
-    const CallLayout call = resolve_call_layout(x, axes, out);
-    if (count == 0 || channels == 0) {  // empty batch: empty output, running statistics untouched
-        finish_call(call);
-        return call.result;
-    }
-    std::vector<double> batch_mean(channels), m2(channels);
-    const bool f32 = dtype_of(x) == Dtype::f32;
-    if (training) {
-        if (f32) {
-            batch_norm_training_forward<float>(call, data_or_null<float>(weight), data_or_null<float>(bias), eps,
-                                               batch_mean, m2);
-        } else {
-            batch_norm_training_forward<double>(call, data_or_null<double>(weight), data_or_null<double>(bias), eps,
-                                                batch_mean, m2);
-        }
-    } else {
-        std::vector<double> inv_std(channels);
-        for (std::size_t c = 0; c < channels; ++c) inv_std[c] = 1.0 / std::sqrt(var[c] + eps);
-        if (f32) {
-            normalize_channels<float>(call, mean, inv_std, data_or_null<float>(weight), data_or_null<float>(bias));
-        } else {
-            normalize_channels<double>(call, mean, inv_std, data_or_null<double>(weight), data_or_null<double>(bias));
-        }
-    }
-    finish_call(call);
-    if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance
-        for (std::size_t c = 0; c < channels; ++c) {
-            mean[c] = (1.0 - momentum) * mean[c] + momentum * batch_mean[c];
-            var[c] = (1.0 - momentum) * var[c] + momentum * (m2[c] / double(count - 1));
-        }
-        store_doubles(running_mean, mean);
-        store_doubles(running_var, var);
-    }
-    return call.result;
+    return dtype_of(x) == Dtype::f32 ? run_batch_norm<float>(x, axes, channels, count, running_mean, running_var,
+                                                              weight, bias, training, momentum, eps, out)
+                                     : run_batch_norm<double>(x, axes, channels, count, running_mean, running_var,
+                                                               weight, bias, training, momentum, eps, out);
 }
 
 py::tuple batch_stats(py::handle x_obj, py::handle axis) {
@@ -157,9 +244,9 @@ py::tuple batch_stats(py::handle x_obj, py::handle axis) {
     call.x_layout = layout;
     std::vector<double> mean(channels), m2(channels);
     if (dtype_of(x) == Dtype::f32) {
-        compute_batch_stats<float>(call, mean, m2);
+        compute_batch_stats<float>(call, mean.data(), m2.data());
     } else {
-        compute_batch_stats<double>(call, mean, m2);
+        compute_batch_stats<double>(call, mean.data(), m2.data());
     }
     py::array_t<double> mean_out(static_cast<py::ssize_t>(channels)), var_out(static_cast<py::ssize_t>(channels));
     for (std::size_t c = 0; c < channels; ++c) {
@@ -184,7 +271,7 @@ py::tuple fold_batch_norm(py::handle running_mean_obj, py::handle running_var_ob
     const py::array weight = param_array(weight_obj, "weight", running_mean, shape);
     const py::array bias = param_array(bias_obj, "bias", running_mean, shape);
     const std::vector<double> mean = to_doubles(running_mean), var = to_doubles(running_var);
-    check_running_stats(mean, var);
+    check_running_stats(channels, mean.data(), var.data());
     const std::vector<double> w = weight ? to_doubles(weight) : std::vector<double>(channels, 1.0);
     const std::vector<double> b = bias ? to_doubles(bias) : std::vector<double>(channels, 0.0);
     std::vector<double> scale(channels), shift(channels);
@@ -198,26 +285,32 @@ py::tuple fold_batch_norm(py::handle running_mean_obj, py::handle running_var_ob
     return py::make_tuple(scale_out, shift_out);
 }
 
+// y = x * scale + shift through copies of scale and shift in the thread's workspace (cache-line
+// aligned; out may alias the originals).
 template <class T>
-std::vector<T> to_vector(const py::array& a) {
-    const T* p = static_cast<const T*>(a.data());
-    return std::vector<T>(p, p + a.size());
+void run_scale_shift(const CallLayout& call, std::size_t channels, const py::array& scale, const py::array& shift) {
+    WorkspaceLease ws(channels);
+    const ChannelArrays<T> copies = ws->folded_for<T>(channels);
+    if (channels) {
+        std::memcpy(copies.scale, scale.data(), channels * sizeof(T));
+        std::memcpy(copies.offset, shift.data(), channels * sizeof(T));
+    }
+    apply_channel_affine<T>(call, nullptr, copies.scale, copies.offset);
 }
 
 py::object scale_shift(py::handle x_obj, py::handle scale_obj, py::handle shift_obj, py::handle axis, py::handle out) {
     const py::array x = input_array(x_obj, "x");
     const std::vector<char> axes = single_axis(axis, static_cast<std::size_t>(x.ndim()), 1, "scale_shift");
-    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channel_count(x, axes))};
+    const std::size_t channels = channel_count(x, axes);
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channels)};
     if (scale_obj.is_none() || shift_obj.is_none()) throw py::type_error("scale and shift are required arrays");
     const py::array scale = param_array(scale_obj, "scale", x, shape);
     const py::array shift = param_array(shift_obj, "shift", x, shape);
     const CallLayout call = resolve_call_layout(x, axes, out);
     if (dtype_of(x) == Dtype::f32) {
-        const std::vector<float> s = to_vector<float>(scale), o = to_vector<float>(shift);  // out may alias them
-        apply_channel_affine<float>(call, nullptr, s.data(), o.data());
+        run_scale_shift<float>(call, channels, scale, shift);
     } else {
-        const std::vector<double> s = to_vector<double>(scale), o = to_vector<double>(shift);
-        apply_channel_affine<double>(call, nullptr, s.data(), o.data());
+        run_scale_shift<double>(call, channels, scale, shift);
     }
     finish_call(call);
     return call.result;

@@ -12,6 +12,8 @@
 
 #include "array_args.hpp"
 #include "call_layout.hpp"
+#include "channel_fold.hpp"
+#include "channel_workspace.hpp"
 #include "kernel_calls.hpp"
 #include "raw_call.hpp"
 #include "module_docstrings.hpp"
@@ -418,10 +420,10 @@ struct BatchNormModule {
             running_var = Param(dtype, shape, 1.0);
             num_batches_tracked = Param(py::dtype::of<std::int64_t>(), Shape{}, 0.0);
         }
-        if (is_f32(dtype)) {
-            cache32.resize(3 * num_features);
+        if (is_f32(dtype)) {  // allocated now: eval calls allocate nothing
+            cache_aligned_arrays(cache32, num_features);
         } else {
-            cache64.resize(3 * num_features);
+            cache_aligned_arrays(cache64, num_features);
         }
     }
 
@@ -517,8 +519,10 @@ struct BatchNormModule {
 
     template <class T>
     void batch_step(const CallLayout& call, std::size_t count, bool update) {
-        std::vector<double> mean(num_features), m2(num_features);
-        batch_norm_training_forward<T>(call, weight.data<T>(), bias.data<T>(), eps, mean, m2);
+        WorkspaceLease ws(num_features);
+        double* const mean = ws->moments_for(2 * num_features);
+        double* const m2 = mean + num_features;
+        batch_norm_training_forward<T>(call, weight.data<T>(), bias.data<T>(), eps, mean, m2, *ws);
         finish_call(call);
         if (!update) return;
         std::int64_t& batches = *num_batches_tracked.data<std::int64_t>();
@@ -535,23 +539,15 @@ struct BatchNormModule {
 
     template <class T>
     void eval_step(const CallLayout& call) {
-        std::vector<T>& folded = cache<T>();
-        T* center = folded.data();
-        T* scale = center + num_features;
-        T* offset = scale + num_features;
-        if (!cache_valid) {
-            std::vector<double> mean(num_features), inv_std(num_features);
-            const T* rm = running_mean.data<T>();
-            const T* rv = running_var.data<T>();
-            for (std::size_t c = 0; c < num_features; ++c) {
-                mean[c] = double(rm[c]);
-                inv_std[c] = 1.0 / std::sqrt(double(rv[c]) + eps);
-            }
-            fold_channels<T>(num_features, mean.data(), inv_std.data(), weight.data<T>(), bias.data<T>(), center,
-                             scale, offset);
+        const ChannelArrays<T> folded = cache_aligned_arrays(cache<T>(), num_features);
+        if (!cache_valid || folded.center != cache_center) {  // a copied module carves its copy differently
+            const RunningStatsSource<T> stats{running_mean.data<T>(), running_var.data<T>(), eps};
+            fold_channels<T>(num_features, stats, weight.data<T>(), bias.data<T>(), folded.center, folded.scale,
+                             folded.offset);
             cache_valid = true;
+            cache_center = folded.center;
         }
-        apply_channel_affine<T>(call, center, scale, offset);
+        apply_channel_affine<T>(call, folded.center, folded.scale, folded.offset);
         finish_call(call);
     }
 
@@ -601,7 +597,8 @@ struct BatchNormModule {
     py::dtype dtype;
     Param weight, bias, running_mean, running_var, num_batches_tracked;
     bool training = true, frozen = false;
-    bool cache_valid = false;  // eval: cache<T>() holds center, scale, offset (3 * num_features)
+    bool cache_valid = false;  // eval: cache<T>() holds center, scale, offset (cache_aligned_arrays)
+    const void* cache_center = nullptr;  // where they were written
     std::vector<float> cache32;
     std::vector<double> cache64;
 };
