@@ -13,8 +13,9 @@
 #include "array_args.hpp"
 #include "call_layout.hpp"
 #include "kernel_calls.hpp"
-#include "raw_call.hpp"
 #include "module_docstrings.hpp"
+#include "output_buffers.hpp"
+#include "raw_call.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -246,7 +247,7 @@ bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, C
     const auto size = static_cast<std::size_t>(x.size());
     if (mid == 0 || size == 0 || !(x.flags() & py::array::c_style)) return false;
     if (out.is_none()) {
-        call->result = py::array(x.dtype(), shape_of(x));
+        call->result = new_output(x.dtype(), shape_of(x), size * static_cast<std::size_t>(x.itemsize()));
     } else {
         if (!py::isinstance<py::array>(out)) return false;
         const auto o = py::reinterpret_borrow<py::array>(out);
