@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "array_args.hpp"
@@ -27,10 +28,11 @@ constexpr std::size_t kDefaultOutputCacheBytes = std::size_t(256) << 20;
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
                        const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes);
 
-// A new C-contiguous array of nbytes: the only extra cost for small outputs is one comparison.
-inline py::array new_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape, std::size_t nbytes) {
+// A new C-contiguous array of nbytes: the only extra cost for small outputs is one comparison
+// (shape is moved into the array: a copy would cost a heap allocation, ~25 ns on a 0.4 µs call).
+inline py::array new_output(const py::dtype& dtype, std::vector<py::ssize_t> shape, std::size_t nbytes) {
     if (nbytes >= kCachedOutputMinBytes) return large_output(dtype, shape, {}, nbytes);
-    return py::array(dtype, shape);
+    return py::array(dtype, std::move(shape));
 }
 
 // Bytes the cache may hold in unused blocks; 0 disables it. Lowering the limit frees blocks now

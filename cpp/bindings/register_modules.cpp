@@ -247,7 +247,8 @@ bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, C
     const auto size = static_cast<std::size_t>(x.size());
     if (mid == 0 || size == 0 || !(x.flags() & py::array::c_style)) return false;
     if (out.is_none()) {
-        call->result = new_output(x.dtype(), shape_of(x), size * static_cast<std::size_t>(x.itemsize()));
+        const py::dtype dtype = x.dtype();
+        call->result = new_output(dtype, shape_of(x), size * static_cast<std::size_t>(dtype.itemsize()));
     } else {
         if (!py::isinstance<py::array>(out)) return false;
         const auto o = py::reinterpret_borrow<py::array>(out);

@@ -46,7 +46,7 @@ py::object norm_call(bool layer, PyObject* x_obj, PyObject* weight_obj, PyObject
         const std::vector<py::ssize_t> stats_shape = kept_shape(x, axes);
         const std::size_t stats_bytes = element_count(stats_shape) * static_cast<std::size_t>(x.itemsize());
         mean = new_output(x.dtype(), stats_shape, stats_bytes);
-        rstd = new_output(x.dtype(), stats_shape, stats_bytes);
+        rstd = new_output(x.dtype(), std::move(stats_shape), stats_bytes);
     }
     const auto elements = static_cast<std::size_t>(x.size());
     if (dtype_of(x) == Dtype::f32) {
