@@ -1,8 +1,13 @@
 // Argument checking and layout analysis shared by the bindings.
 #include "array_args.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <numeric>
 #include <sstream>
+
+#include "output_buffers.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -39,6 +44,28 @@ std::size_t product(const std::vector<Axis>& axes) {
     std::size_t n = 1;
     for (const Axis& a : axes) n *= a.size;
     return n;
+}
+
+// The byte strides np.empty_like(a) gives a non-C-contiguous a (order='K'): Fortran order when a
+// is F-contiguous, else dense with the axes ordered by decreasing |stride| (ties: axis order).
+std::vector<py::ssize_t> keep_order_strides(const py::array& a) {
+    const auto ndim = static_cast<std::size_t>(a.ndim());
+    std::vector<std::size_t> order(ndim);  // outermost axis first
+    std::iota(order.begin(), order.end(), std::size_t(0));
+    if (a.flags() & py::array::f_style) {
+        std::reverse(order.begin(), order.end());
+    } else {
+        const auto magnitude = [&](std::size_t i) { return std::abs(a.strides(static_cast<py::ssize_t>(i))); };
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t i, std::size_t j) { return magnitude(i) > magnitude(j); });
+    }
+    std::vector<py::ssize_t> strides(ndim);
+    py::ssize_t stride = a.itemsize();
+    for (std::size_t k = ndim; k-- > 0;) {
+        strides[order[k]] = stride;
+        stride *= a.shape(static_cast<py::ssize_t>(order[k]));
+    }
+    return strides;
 }
 
 // Leaked on purpose: a static py::object would be released after the interpreter has finalized.
@@ -203,7 +230,11 @@ py::array param_array(py::handle obj, const char* name, const py::array& like,
 
 py::array output_array(py::handle out, const py::array& x) {
     if (out.is_none()) {
-        if (x.flags() & py::array::c_style) return py::array(x.dtype(), shape_of(x));
+        const py::dtype dtype = x.dtype();
+        const auto nbytes = static_cast<std::size_t>(x.size() * dtype.itemsize());
+        // order='K' is C order for C-contiguous and 0-d / 1-d x
+        if (x.flags() & py::array::c_style || x.ndim() <= 1) return new_output(dtype, shape_of(x), nbytes);
+        if (nbytes >= kCachedOutputMinBytes) return large_output(dtype, shape_of(x), keep_order_strides(x), nbytes);
         static const py::handle empty_like = numpy_function("empty_like");
         return empty_like(x);  // keeps x's memory order (order='K')
     }

@@ -58,8 +58,8 @@ std::string shape_string(const std::vector<py::ssize_t>& shape);
 // dtype and exactly `shape`; returned C-contiguous (copied only when it is not).
 py::array param_array(py::handle obj, const char* name, const py::array& like, const std::vector<py::ssize_t>& shape);
 
-// The output array: a fresh one shaped and laid out like x, or `out` checked for shape, dtype and
-// writeability.
+// The output array: a fresh one shaped and laid out like x (np.empty_like; large ones from the
+// output cache, output_buffers.hpp), or `out` checked for shape, dtype and writeability.
 py::array output_array(py::handle out, const py::array& x);
 
 // True if the memory spans of a and b overlap.

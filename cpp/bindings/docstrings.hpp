@@ -132,4 +132,39 @@ Per-channel ``x * scale + shift`` along the channel ``axis`` (frozen-inference B
 statistics folded by :func:`fold_batch_norm`). scale and shift have shape ``(C,)`` and x's dtype.
 )doc";
 
+inline constexpr const char* set_output_cache_limit = R"doc(set_output_cache_limit(nbytes)
+
+Set how many bytes of unused output memory simdnorm may keep for reuse (process-wide).
+
+Outputs of 1 MiB or more that simdnorm allocates itself (no ``out=``) come from a cache of
+2 MiB-aligned blocks: when such an array and all its views are gone, its block is kept for the
+next large output of a fitting size (at least its size, at most twice it) instead of being
+returned to the operating system, which would make the next call page-fault and zero the whole
+output again. This limit bounds the blocks kept while unused (oldest dropped first); blocks in
+use are not counted. Smaller outputs and ``out=`` arrays never involve the cache.
+
+Parameters
+----------
+nbytes : int
+    Limit in bytes, >= 0. ``0`` disables the cache and frees every unused block now; lowering
+    the limit frees the oldest unused blocks beyond it now. Default 256 MiB, or
+    ``SIMDNORM_OUTPUT_CACHE_BYTES`` at import.
+
+Returns
+-------
+previous : int
+    The limit before the call.
+
+Notes
+-----
+A cached output is an ordinary writeable ndarray whose ``base`` is a capsule owning the block
+(``flags.owndata`` is False, so ``ndarray.resize`` refuses it; ``np.resize`` works).
+)doc";
+
+inline constexpr const char* get_output_cache_limit = R"doc(get_output_cache_limit() -> int
+
+Bytes of unused output memory simdnorm may keep for reuse; 0 = disabled. See
+:func:`set_output_cache_limit`.
+)doc";
+
 }  // namespace simdnorm::bindings::docs

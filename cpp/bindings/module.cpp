@@ -1,6 +1,7 @@
 // The simdnorm._core extension module: registers each topic's bindings.
 #include <pybind11/pybind11.h>
 
+#include "output_buffers.hpp"
 #include "simdnorm/isa.hpp"
 
 namespace py = pybind11;
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = SIMDNORM_VERSION;
     // The package's __init__ shows this as a RuntimeWarning: importing must never fail because of the CPU.
     m.attr("_isa_init_warning") = simdnorm::init_active_isa_from_env();
+    m.attr("_output_cache_init_warning") = simdnorm::bindings::init_output_cache_from_env();  // same contract
     simdnorm::bindings::register_dispatch(m);
     simdnorm::bindings::register_norms(m);
     simdnorm::bindings::register_batch_norm(m);

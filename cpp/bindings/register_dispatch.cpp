@@ -1,7 +1,9 @@
-// ISA selection, introspection and thread settings.
+// ISA selection, introspection, thread and output-cache settings.
 #include <stdexcept>
 
 #include "array_args.hpp"
+#include "docstrings.hpp"
+#include "output_buffers.hpp"
 #include "simdnorm/simdnorm.hpp"
 
 namespace simdnorm::bindings {
@@ -27,6 +29,22 @@ void set_isa(const std::string& name) {
     }
 }
 
+// A byte count: any int-like (operator.index) except bool, >= 0.
+std::size_t byte_count(py::handle value, const char* function) {
+    if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) {
+        throw py::type_error(std::string(function) + ": nbytes must be an int, got " +
+                             std::string(py::str(py::type::of(value).attr("__name__"))));
+    }
+    const auto n = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+    if (!n) throw py::error_already_set();
+    if (PyObject_RichCompareBool(n.ptr(), py::int_(0).ptr(), Py_LT) == 1) {
+        throw py::value_error(std::string(function) + ": nbytes must be >= 0, got " + std::string(py::str(n)));
+    }
+    const std::size_t bytes = PyLong_AsSize_t(n.ptr());
+    if (bytes == static_cast<std::size_t>(-1) && PyErr_Occurred()) throw py::error_already_set();  // OverflowError
+    return bytes;
+}
+
 }  // namespace
 
 void register_dispatch(py::module_& m) {
@@ -50,6 +68,18 @@ void register_dispatch(py::module_& m) {
     m.def("get_num_threads", &simdnorm::get_num_threads,
           "get_num_threads() -> int\n\nThreads used by large operations (default: CPUs available to this process, "
           "or SIMDNORM_NUM_THREADS).");
+    m.def(
+        "set_output_cache_limit",
+        [](py::handle nbytes) { return set_output_cache_limit(byte_count(nbytes, "set_output_cache_limit")); },
+        "nbytes"_a, docs::set_output_cache_limit);
+    m.def("get_output_cache_limit", &get_output_cache_limit, docs::get_output_cache_limit);
+    m.def(
+        "_output_cache_stats",
+        [] {
+            const OutputCacheStats s = output_cache_stats();
+            return py::make_tuple(s.blocks, s.bytes);
+        },
+        "_output_cache_stats() -> (blocks, bytes)\n\nUnused blocks the output cache holds now.");
     m.def("_noop", [](py::handle, py::handle) {}, "x"_a, "out"_a = py::none(),
           "Does nothing: the binding-overhead floor used by the benchmarks.");
 }

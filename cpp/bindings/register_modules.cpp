@@ -15,8 +15,9 @@
 #include "channel_fold.hpp"
 #include "channel_workspace.hpp"
 #include "kernel_calls.hpp"
-#include "raw_call.hpp"
 #include "module_docstrings.hpp"
+#include "output_buffers.hpp"
+#include "raw_call.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -248,7 +249,8 @@ bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, C
     const auto size = static_cast<std::size_t>(x.size());
     if (mid == 0 || size == 0 || !(x.flags() & py::array::c_style)) return false;
     if (out.is_none()) {
-        call->result = py::array(x.dtype(), shape_of(x));
+        const py::dtype dtype = x.dtype();
+        call->result = new_output(dtype, shape_of(x), size * static_cast<std::size_t>(dtype.itemsize()));
     } else {
         if (!py::isinstance<py::array>(out)) return false;
         const auto o = py::reinterpret_borrow<py::array>(out);

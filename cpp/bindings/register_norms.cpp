@@ -5,6 +5,7 @@
 #include "call_layout.hpp"
 #include "docstrings.hpp"
 #include "kernel_calls.hpp"
+#include "output_buffers.hpp"
 #include "raw_call.hpp"
 
 namespace simdnorm::bindings {
@@ -42,8 +43,10 @@ py::object norm_call(bool layer, PyObject* x_obj, PyObject* weight_obj, PyObject
     const CallLayout call = resolve_call_layout(x, axes, out);
     py::array mean = null_array(), rstd = null_array();
     if (return_stats) {
-        mean = py::array(x.dtype(), kept_shape(x, axes));
-        rstd = py::array(x.dtype(), kept_shape(x, axes));
+        const std::vector<py::ssize_t> stats_shape = kept_shape(x, axes);
+        const std::size_t stats_bytes = element_count(stats_shape) * static_cast<std::size_t>(x.itemsize());
+        mean = new_output(x.dtype(), stats_shape, stats_bytes);
+        rstd = new_output(x.dtype(), std::move(stats_shape), stats_bytes);
     }
     const auto elements = static_cast<std::size_t>(x.size());
     if (dtype_of(x) == Dtype::f32) {

@@ -20,16 +20,20 @@ from ._core import (
     current_isa,
     fold_batch_norm,
     get_num_threads,
+    get_output_cache_limit,
     layer_norm,
     rms_norm,
     scale_shift,
     set_num_threads,
+    set_output_cache_limit,
 )
 from ._capi import get_include
 from ._isa import show_config, use_isa
 
 if _core._isa_init_warning:
     _warnings.warn(_core._isa_init_warning, RuntimeWarning, stacklevel=2)
+if _core._output_cache_init_warning:
+    _warnings.warn(_core._output_cache_init_warning, RuntimeWarning, stacklevel=2)
 
 __all__ = [
     "BatchNorm",
@@ -45,10 +49,12 @@ __all__ = [
     "fold_batch_norm",
     "get_include",
     "get_num_threads",
+    "get_output_cache_limit",
     "layer_norm",
     "rms_norm",
     "scale_shift",
     "set_num_threads",
+    "set_output_cache_limit",
     "show_config",
     "use_isa",
 ]

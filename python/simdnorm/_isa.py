@@ -37,8 +37,9 @@ def use_isa(name: str) -> Iterator[str]:
 
 
 def show_config(file=None) -> None:
-    """Print the version, the compiled / supported / active variants and the thread settings."""
+    """Print the version, the compiled / supported / active variants, the thread and output-cache settings."""
     file = sys.stdout if file is None else file
+    held = _core._output_cache_stats()
     lines = [
         f"simdnorm {_core.__version__}",
         f"  python:           {platform.python_version()} ({platform.machine()})",
@@ -48,5 +49,8 @@ def show_config(file=None) -> None:
         f"  SIMDNORM_ISA:     {os.environ.get('SIMDNORM_ISA', '(unset)')}",
         f"  threads:          {_core.get_num_threads()}"
         f" (SIMDNORM_NUM_THREADS={os.environ.get('SIMDNORM_NUM_THREADS', 'unset')})",
+        f"  output cache:     {_core.get_output_cache_limit()} bytes max unused, {held[0]} blocks"
+        f" / {held[1]} bytes held (SIMDNORM_OUTPUT_CACHE_BYTES="
+        f"{os.environ.get('SIMDNORM_OUTPUT_CACHE_BYTES', 'unset')})",
     ]
     print("\n".join(lines), file=file)
