@@ -233,8 +233,10 @@ py::array output_array(py::handle out, const py::array& x) {
         const py::dtype dtype = x.dtype();
         const auto nbytes = static_cast<std::size_t>(x.size() * dtype.itemsize());
         // order='K' is C order for C-contiguous and 0-d / 1-d x
-        if (x.flags() & py::array::c_style || x.ndim() <= 1) return new_output(dtype, shape_of(x), nbytes);
-        if (nbytes >= kCachedOutputMinBytes) return large_output(dtype, shape_of(x), keep_order_strides(x), nbytes);
+        if (x.flags() & py::array::c_style || x.ndim() <= 1) return new_output(dtype, shape_of(x), nbytes, x.data());
+        if (nbytes >= kCachedOutputMinBytes) {
+            return large_output(dtype, shape_of(x), keep_order_strides(x), nbytes, x.data());
+        }
         static const py::handle empty_like = numpy_function("empty_like");
         return empty_like(x);  // keeps x's memory order (order='K')
     }

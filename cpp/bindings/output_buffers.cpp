@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -174,8 +175,11 @@ void release_capsule(PyObject* capsule) {
 }  // namespace
 
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
-                       const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes) {
-    Block* block = cache().limit() > 0 ? cache().acquire(nbytes) : nullptr;
+                       const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes, const void* input) {
+    constexpr std::size_t kPage = 4096, kShift = 1024, kLine = 64;
+    const std::size_t input_offset = input ? reinterpret_cast<std::uintptr_t>(input) % kPage : 16;
+    const std::size_t offset = ((input_offset + kShift) % kPage) / kLine * kLine;  // blocks are page-aligned
+    Block* block = cache().limit() > 0 ? cache().acquire(nbytes + offset) : nullptr;
     if (!block) return py::array(dtype, shape, byte_strides);  // disabled, or out of memory: NumPy decides
     PyObject* capsule = PyCapsule_New(block, kCapsuleName, &release_capsule);
     if (!capsule) {
@@ -183,7 +187,8 @@ py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& s
         throw py::error_already_set();
     }
     // pybind11 marks an array over foreign memory writeable and sets the capsule as its base.
-    return py::array(dtype, shape, byte_strides, block->data, py::reinterpret_steal<py::object>(capsule));
+    return py::array(dtype, shape, byte_strides, static_cast<char*>(block->data) + offset,
+                     py::reinterpret_steal<py::object>(capsule));
 }
 
 std::size_t set_output_cache_limit(std::size_t nbytes) { return cache().set_limit(nbytes); }

@@ -149,7 +149,8 @@ Output output_view(py::handle out, py::handle x_obj, const View& x, std::size_t 
         const py::dtype dt = is_f32(x.type_num) ? py::dtype::of<float>() : py::dtype::of<double>();
         std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(features)};
         if (x.ndim == 2) shape.insert(shape.begin(), x.rows);
-        py::array fresh = new_output(dt, std::move(shape), static_cast<std::size_t>(x.rows) * features * x.itemsize);
+        py::array fresh =
+            new_output(dt, std::move(shape), static_cast<std::size_t>(x.rows) * features * x.itemsize, x.data);
         o.view = x;
         o.view.data = py::detail::array_proxy(fresh.ptr())->data;
         o.view.row_stride = x.ndim == 2 ? static_cast<std::ptrdiff_t>(features) : 0;
