@@ -515,6 +515,33 @@ void channel_affine(const ChannelAffineArgs<T>& a) noexcept {
     if (a.stream_output) stream_fence();
 }
 
+// channel_affine_impl<T, true> for one channels-first channel (same bits), asking for the next
+// channel's element at the same place of each vector it writes: that channel's runs are short
+// streams far apart which the hardware prefetchers do not follow, and its statistics come next.
+// One prefetch per vector spreads the requests over the pass (all at once would wait for free
+// miss buffers before the first store).
+template <class T>
+void normalize_channel_prefetching_next(const ChannelAffineArgs<T>& a, const T* next_channel) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    const V center = splat(a.center[0]), scale = splat(a.scale[0]), offset = splat(a.offset[0]);
+    for (std::size_t o = 0; o < a.outer; ++o) {
+        const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
+        T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
+        const T* next = next_channel + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
+        std::size_t i = 0;
+        for (; i + L <= a.inner; i += L) {
+            prefetch_read(next + i);
+            store(y + i, mul_add(load(x + i) - center, scale, offset));
+        }
+        if (i < a.inner) {
+            const std::size_t n = a.inner - i;
+            prefetch_read(next + i);
+            store_partial(y + i, mul_add(load_partial(x + i, n) - center, scale, offset), n);
+        }
+    }
+}
+
 template <class T>
 void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
     const double count = static_cast<double>(a.outer * a.inner);
@@ -529,13 +556,6 @@ void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
         stats.mean = a.mean + c;
         stats.m2 = a.m2 + c;
         batch_stats(stats);
-        if (c + 1 < a.mid) {  // the next channel's runs are short streams far apart: fetch them now
-            const T* next = stats.x + a.x_mid_stride;
-            for (std::size_t o = 0; o < a.outer; ++o) {
-                const char* run = reinterpret_cast<const char*>(next + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride);
-                for (std::size_t byte = 0; byte < a.inner * sizeof(T); byte += 64) prefetch_read(run + byte);
-            }
-        }
         // inv_std * weight, rounded as the two-step path (bindings, fold_channels) rounds it.
         const double scale = (1.0 / std::sqrt(a.m2[c] / count + a.eps)) * (a.weight ? static_cast<double>(a.weight[c]) : 1.0);
         const T center = static_cast<T>(a.mean[c]);
@@ -556,7 +576,11 @@ void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
         affine.y_outer_stride = a.y_outer_stride;
         affine.y_mid_stride = a.y_mid_stride;
         affine.stream_output = a.stream_output;
-        channel_affine_impl<T, true>(affine);
+        if (a.stream_output || c + 1 == a.mid) {
+            channel_affine_impl<T, true>(affine);
+        } else {
+            normalize_channel_prefetching_next(affine, stats.x + a.x_mid_stride);
+        }
     }
     if (a.stream_output) stream_fence();
 }
