@@ -136,6 +136,18 @@ void normalize_tile(const NormArgs<T>& a, std::size_t o, std::size_t lane, std::
     }
 }
 
+// Streamed (DRAM-sized) rows: asks for row o + kStreamRowsAhead before row o is written, so its
+// statistics pass finds it in cache; the hardware prefetchers alone stay too close behind short
+// rows. Rows longer than kStreamPrefetchBytes are left to them (long sequential streams).
+constexpr std::size_t kStreamRowsAhead = 2;
+constexpr std::size_t kStreamPrefetchBytes = std::size_t(16) << 10;
+template <class T>
+void prefetch_row_ahead(const NormArgs<T>& a, std::size_t o) {
+    if (o + kStreamRowsAhead >= a.outer || a.mid * sizeof(T) > kStreamPrefetchBytes) return;
+    const char* row = reinterpret_cast<const char*>(a.x + static_cast<std::ptrdiff_t>(o + kStreamRowsAhead) * a.x_outer_stride);
+    for (std::size_t byte = 0; byte < a.mid * sizeof(T); byte += 64) prefetch_read(row + byte);
+}
+
 // Mean and 1 / sqrt(var + eps) of one row.
 struct RowStats {
     double mean, rstd;
@@ -240,6 +252,7 @@ void layer_norm_rows(const NormArgs<T>& a) {
         const RowStats stats = layer_norm_row_stats(x, a.mid, a.eps);
         if (a.mean) a.mean[o] = static_cast<T>(stats.mean);
         if (a.rstd) a.rstd[o] = static_cast<T>(stats.rstd);
+        if (a.stream_output) prefetch_row_ahead(a, o);
         layer_norm_write_row(a, o, stats);
     }
 }
@@ -319,6 +332,7 @@ void rms_norm_rows(const NormArgs<T>& a) {
         const double rstd =
             a.stats_in ? a.stats_in[2 * o + 1] : 1.0 / std::sqrt(row_sum_squares(x, a.mid) / count + a.eps);
         if (a.rstd && !a.stats_in) a.rstd[o] = static_cast<T>(rstd);
+        if (a.stream_output && !a.stats_in) prefetch_row_ahead(a, o);
         T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
         if (a.weight) {
             normalize_row<T, false, true, false>(x, y, a.mid, T(0), static_cast<T>(rstd), T(0), a.weight, nullptr,
