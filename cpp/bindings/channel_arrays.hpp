@@ -33,4 +33,22 @@ ChannelArrays<T> cache_aligned_arrays(std::vector<T>& storage, std::size_t chann
     return {first, first + stride, first + 2 * stride};
 }
 
+// Storage for ChannelArrays of either dtype, reused across calls.
+class ChannelArrayStorage {
+public:
+    // center, scale, offset of `channels` values each (contents unspecified; see cache_aligned_arrays).
+    template <class T>
+    ChannelArrays<T> arrays(std::size_t channels) {
+        if constexpr (sizeof(T) == 4) {
+            return cache_aligned_arrays(f32_, channels);
+        } else {
+            return cache_aligned_arrays(f64_, channels);
+        }
+    }
+
+private:
+    std::vector<float> f32_;
+    std::vector<double> f64_;
+};
+
 }  // namespace simdnorm::bindings

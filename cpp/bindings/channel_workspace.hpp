@@ -14,8 +14,7 @@ namespace simdnorm::bindings {
 
 struct ChannelWorkspace {
     std::vector<double> moments;  // training: batch mean, M2, running mean / var before the update
-    std::vector<float> folded32;  // storage of folded_for<float>
-    std::vector<double> folded64;
+    ChannelArrayStorage folded;  // storage of folded_for
     FoldMemo eval_fold;  // functional batch_norm in eval mode (kept workspaces only)
 
     // `count` doubles of moments (contents unspecified).
@@ -26,17 +25,7 @@ struct ChannelWorkspace {
     // center, scale, offset of `channels` values each (contents unspecified).
     template <class T>
     ChannelArrays<T> folded_for(std::size_t channels) {
-        return cache_aligned_arrays(folded<T>(), channels);
-    }
-
-private:
-    template <class T>
-    std::vector<T>& folded() {
-        if constexpr (sizeof(T) == 4) {
-            return folded32;
-        } else {
-            return folded64;
-        }
+        return folded.arrays<T>(channels);
     }
 };
 

@@ -37,26 +37,17 @@ public:
     // center, scale, offset of the remembered fold (the same memory for the same channels).
     template <class T>
     ChannelArrays<T> folded_for(std::size_t channels) {
-        return cache_aligned_arrays(folded<T>(), channels);
+        return folded_.arrays<T>(channels);
     }
 
 private:
-    template <class T>
-    std::vector<T>& folded() {
-        if constexpr (sizeof(T) == 4) {
-            return folded32_;
-        } else {
-            return folded64_;
-        }
-    }
 
     bool valid_ = false, centered_ = false;
     std::size_t channels_ = 0, x_itemsize_ = 0, stats_itemsize_ = 0;
     double eps_ = 0.0;
     bool present_[4] = {};
     std::vector<unsigned char> inputs_;  // the four arrays' bytes, concatenated
-    std::vector<float> folded32_;
-    std::vector<double> folded64_;
+    ChannelArrayStorage folded_;
 };
 
 }  // namespace simdnorm::bindings

@@ -95,6 +95,22 @@ inline const std::vector<Variant>& runnable_variants() {
     return variants;
 }
 
+// Restores the active variant and thread count when a test case ends, even on failure.
+class StateGuard {
+  public:
+    StateGuard() : isa_(simdnorm::active_isa()), threads_(simdnorm::get_num_threads()) {}
+    ~StateGuard() {
+        simdnorm::set_active_isa(isa_);
+        simdnorm::set_num_threads(threads_);
+    }
+    StateGuard(const StateGuard&) = delete;
+    StateGuard& operator=(const StateGuard&) = delete;
+
+  private:
+    Isa isa_;
+    int threads_;
+};
+
 // Fill value of output slots a kernel must not write (exact in float32 and float64).
 constexpr double kUnwritten = -777.25;
 

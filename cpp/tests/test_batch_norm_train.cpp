@@ -246,22 +246,6 @@ void check_nan_isolation(const TrainCase& c, std::size_t bad, std::uint64_t seed
     }
 }
 
-// Restores the active variant and thread count when a test case ends, even on failure.
-class StateGuard {
-  public:
-    StateGuard() : isa_(simdnorm::active_isa()), threads_(simdnorm::get_num_threads()) {}
-    ~StateGuard() {
-        simdnorm::set_active_isa(isa_);
-        simdnorm::set_num_threads(threads_);
-    }
-    StateGuard(const StateGuard&) = delete;
-    StateGuard& operator=(const StateGuard&) = delete;
-
-  private:
-    Isa isa_;
-    int threads_;
-};
-
 template <class T>
 BatchNormTrainArgs<T> shape_args(std::size_t outer, std::size_t inner) {
     BatchNormTrainArgs<T> a;

@@ -16,22 +16,6 @@ bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
-// Restores the active variant and thread count when a test case ends, even on failure.
-class StateGuard {
-  public:
-    StateGuard() : isa_(simdnorm::active_isa()), threads_(simdnorm::get_num_threads()) {}
-    ~StateGuard() {
-        simdnorm::set_active_isa(isa_);
-        simdnorm::set_num_threads(threads_);
-    }
-    StateGuard(const StateGuard&) = delete;
-    StateGuard& operator=(const StateGuard&) = delete;
-
-  private:
-    Isa isa_;
-    int threads_;
-};
-
 // Every public operation on large inputs (above the parallel threshold), outputs concatenated.
 template <class T>
 std::vector<T> run_public_ops() {
