@@ -365,6 +365,35 @@ void rms_norm_columns(const NormArgs<T>& a) {
     }
 }
 
+// y[i] = ((x[i] - center) or x[i]) * scale + offset over one contiguous run of n. With `prefetch`
+// non-null, prefetch[i] is requested for every vector written (batch_norm_train: the next channel).
+template <class T, bool Centered>
+SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> center, Vec<T> scale, Vec<T> offset,
+                                       const T* prefetch) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    std::size_t i = 0;
+    for (; i + 2 * L <= n; i += 2 * L) {
+        if (prefetch) {
+            prefetch_read(prefetch + i);
+            prefetch_read(prefetch + i + L);
+        }
+        const V x0 = Centered ? load(x + i) - center : load(x + i);
+        const V x1 = Centered ? load(x + i + L) - center : load(x + i + L);
+        store(y + i, mul_add(x0, scale, offset));
+        store(y + i + L, mul_add(x1, scale, offset));
+    }
+    for (; i + L <= n; i += L) {
+        if (prefetch) prefetch_read(prefetch + i);
+        store(y + i, mul_add(Centered ? load(x + i) - center : load(x + i), scale, offset));
+    }
+    if (i < n) {
+        if (prefetch) prefetch_read(prefetch + i);
+        const V xv = Centered ? load_partial(x + i, n - i) - center : load_partial(x + i, n - i);
+        store_partial(y + i, mul_add(xv, scale, offset), n - i);
+    }
+}
+
 template <class T, bool Centered>
 void channel_affine_impl(const ChannelAffineArgs<T>& a) {
     using V = Vec<T>;
@@ -433,19 +462,7 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
                 });
                 continue;
             }
-            std::size_t i = 0;
-            for (; i + 2 * L <= a.inner; i += 2 * L) {
-                const V x0 = Centered ? load(x + i) - center : load(x + i);
-                const V x1 = Centered ? load(x + i + L) - center : load(x + i + L);
-                store(y + i, mul_add(x0, scale, offset));
-                store(y + i + L, mul_add(x1, scale, offset));
-            }
-            for (; i + L <= a.inner; i += L) store(y + i, mul_add(Centered ? load(x + i) - center : load(x + i), scale, offset));
-            if (i < a.inner) {
-                const std::size_t n = a.inner - i;
-                const V xv = Centered ? load_partial(x + i, n) - center : load_partial(x + i, n);
-                store_partial(y + i, mul_add(xv, scale, offset), n);
-            }
+            affine_run<T, Centered>(x, y, a.inner, center, scale, offset, nullptr);
         }
     }
 }
@@ -536,23 +553,11 @@ void channel_affine(const ChannelAffineArgs<T>& a) noexcept {
 // miss buffers before the first store).
 template <class T>
 void normalize_channel_prefetching_next(const ChannelAffineArgs<T>& a, const T* next_channel) {
-    using V = Vec<T>;
-    constexpr std::size_t L = V::lanes;
-    const V center = splat(a.center[0]), scale = splat(a.scale[0]), offset = splat(a.offset[0]);
+    const Vec<T> center = splat(a.center[0]), scale = splat(a.scale[0]), offset = splat(a.offset[0]);
     for (std::size_t o = 0; o < a.outer; ++o) {
-        const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
-        T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
-        const T* next = next_channel + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
-        std::size_t i = 0;
-        for (; i + L <= a.inner; i += L) {
-            prefetch_read(next + i);
-            store(y + i, mul_add(load(x + i) - center, scale, offset));
-        }
-        if (i < a.inner) {
-            const std::size_t n = a.inner - i;
-            prefetch_read(next + i);
-            store_partial(y + i, mul_add(load_partial(x + i, n) - center, scale, offset), n);
-        }
+        affine_run<T, true>(a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride,
+                            a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride, a.inner, center, scale, offset,
+                            next_channel + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride);
     }
 }
 
