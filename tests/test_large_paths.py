@@ -56,3 +56,54 @@ def test_streamed_output_matches_small_calls(isa, offset):
     rm, rv = rng.standard_normal(256).astype(np.float32), rng.uniform(0.5, 2, 256).astype(np.float32)
     y4 = simdnorm.batch_norm(x4, rm, rv, w[:256], b[:256])
     np.testing.assert_array_equal(y4[3:4], simdnorm.batch_norm(x4[3:4], rm, rv, w[:256], b[:256]))
+
+
+def _streamed_rows_case(rows, cols, dtype, seed):
+    """x with the rows that exercise every branch of the streamed LayerNorm loop: ordinary rows, a
+    row whose first elements are far from its mean (the one-pass pivot is rejected), a constant
+    row, a NaN row, a row at a large offset."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    x[5, :16] += 50.0  # pivot from the first 16 elements sits far from the row mean
+    x[6] = 2.5
+    x[7, cols // 2] = np.nan
+    x[8] += 1e6 if dtype == np.float32 else 1e9
+    x[rows - 2] = np.sort(x[rows - 2])  # drifting values: the pivot is the row minimum
+    return x
+
+
+@pytest.mark.parametrize(
+    "cols, dtype",
+    [(1024, np.float32), (1000, np.float32), (4096, np.float32), (768, np.float32), (515, np.float64)],
+)
+@pytest.mark.parametrize("affine", ["wb", "w", "b", "none"])
+def test_streamed_layer_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype, affine):
+    """The streamed LayerNorm loop takes row o + 1's statistics while writing row o: every row,
+    its mean and rstd must have the bits of the cached (not streamed) path, one block of rows at a
+    time below the streaming threshold."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = (17 << 20) // (cols * itemsize) + 3  # a little over the 16 MiB streaming threshold
+    x = _streamed_rows_case(rows, cols, dtype, seed=cols)
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0.5, 2, cols).astype(dtype) if affine in ("wb", "w") else None
+    b = rng.uniform(-1, 1, cols).astype(dtype) if affine in ("wb", "b") else None
+    for shift in (0, 1, 5):  # out= at, and off, vector alignment
+        out = np.empty(rows * cols + shift, dtype)[shift:].reshape(rows, cols)
+        y, mean, rstd = simdnorm.layer_norm(x, w, b, out=out, return_stats=True)
+        assert y is out
+        block = (4 << 20) // (cols * itemsize)  # 4 MiB of output: not streamed
+        for start in range(0, rows, block):
+            part = slice(start, start + block)
+            y_part, mean_part, rstd_part = simdnorm.layer_norm(x[part], w, b, return_stats=True)
+            np.testing.assert_array_equal(out[part], y_part)
+            np.testing.assert_array_equal(mean[part], mean_part)
+            np.testing.assert_array_equal(rstd[part], rstd_part)
+    assert np.isnan(out[7]).all() and not np.isnan(out[8]).any()
+
+
+def test_streamed_layer_norm_in_place(isa):
+    """out=x: each row is written after its statistics and before nothing else reads it."""
+    x = _streamed_rows_case(4400, 1024, np.float32, seed=3)
+    expected = simdnorm.layer_norm(x)
+    simdnorm.layer_norm(x, out=x)
+    np.testing.assert_array_equal(x, expected)

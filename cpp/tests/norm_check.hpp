@@ -23,6 +23,7 @@ struct NormOptions {
     double offset = 0.0;       // common offset added to every x
     bool constant = false;     // every x equals offset
     bool in_place = false;     // also run with y == x and require identical bits
+    bool stream = false;       // NormArgs::stream_output (non-temporal stores)
     double eps = 1e-5;
 };
 
@@ -31,7 +32,7 @@ inline std::string describe(const NormShape& s, const NormOptions& o) {
     out << "outer=" << s.outer << " mid=" << s.mid << " inner=" << s.inner << " mid_pad=" << s.mid_pad
         << " outer_pad=" << s.outer_pad << (s.reversed ? " reversed" : "") << (o.weight ? " weight" : "")
         << (o.bias ? " bias" : "") << (o.stats ? " stats" : "") << " offset=" << o.offset
-        << (o.constant ? " constant" : "") << (o.in_place ? " in_place" : "");
+        << (o.constant ? " constant" : "") << (o.in_place ? " in_place" : "") << (o.stream ? " stream" : "");
     return out.str();
 }
 
@@ -69,6 +70,7 @@ NormRun<T> run_norm(void (*kernel)(const NormArgs<T>&) noexcept, const NormShape
     a.y_outer_stride = y.outer_stride;
     a.y_mid_stride = y.mid_stride;
     a.eps = o.eps;
+    a.stream_output = o.stream;
     kernel(a);
 
     NormRun<T> run;
@@ -227,6 +229,43 @@ void norm_rows_all_sizes(bool centered) {
     std::uint64_t seed = 100;
     for (std::size_t mid : row_lengths()) {
         for (const NormOptions& o : affine_combinations(centered)) check_norm<T>(centered, {3, mid, 1}, o, ++seed);
+    }
+}
+
+// stream_output changes where the stores go (and, for LayerNorm rows, the loop order: the next
+// row's statistics inside this row's normalization), never the bits: every variant, every row
+// length, padded and reversed rows, in place, and a row whose first elements sit far from its mean
+// (the one-pass pivot is rejected). NaN rows: tests/test_large_paths.py (run_norm compares x with ==).
+template <class T>
+void norm_streamed_equals_cached(bool centered) {
+    std::vector<std::size_t> lengths = row_lengths();
+    lengths.push_back(4096);
+    std::uint64_t seed = 500;
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        auto kernel = centered ? v.get<T>().layer_norm : v.get<T>().rms_norm;
+        for (std::size_t mid : lengths) {
+            for (bool reversed : {false, true}) {
+                const NormShape s{5, mid, 1, 0, reversed ? 3u : 0u, reversed};
+                std::vector<T> x = normal_values<T>(s.outer * mid, ++seed, 0.0, 1.0);
+                for (std::size_t k = 0; k < std::min<std::size_t>(mid, 16); ++k) x[mid + k] += T(50);
+                const std::vector<T> weight = normal_values<T>(mid, seed + 1, 1.0, 0.5);
+                const std::vector<T> bias = normal_values<T>(mid, seed + 2, 0.0, 1.0);
+                for (NormOptions o : affine_combinations(centered)) {
+                    o.in_place = true;
+                    INFO(describe(s, o));
+                    const NormRun<T> cached = run_norm<T>(kernel, s, o, x, weight, bias);
+                    o.stream = true;
+                    const NormRun<T> streamed = run_norm<T>(kernel, s, o, x, weight, bias);
+                    auto same_bits = [](const std::vector<double>& p, const std::vector<double>& q) {
+                        return p.size() == q.size() && std::memcmp(p.data(), q.data(), p.size() * sizeof(double)) == 0;
+                    };
+                    CHECK_MESSAGE(same_bits(streamed.y, cached.y), "streamed y differs from cached");
+                    CHECK_MESSAGE(same_bits(streamed.mean, cached.mean), "streamed mean differs");
+                    CHECK_MESSAGE(same_bits(streamed.rstd, cached.rstd), "streamed rstd differs");
+                }
+            }
+        }
     }
 }
 

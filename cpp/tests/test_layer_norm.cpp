@@ -10,6 +10,9 @@ TEST_SUITE("layer_norm") {
     TEST_CASE_TEMPLATE("large common offset keeps precision", T, float, double) { norm_large_offset<T>(true); }
     TEST_CASE_TEMPLATE("constant rows give exactly bias", T, float, double) { norm_constant_rows<T>(true); }
     TEST_CASE_TEMPLATE("in place (y == x)", T, float, double) { norm_in_place<T>(true); }
+    TEST_CASE_TEMPLATE("streamed output: the bits of the cached path", T, float, double) {
+        norm_streamed_equals_cached<T>(true);
+    }
 
     TEST_CASE_TEMPLATE("NaN stays in its own row", T, float, double) {
         for (const Variant& v : runnable_variants()) {

@@ -10,6 +10,9 @@ TEST_SUITE("rms_norm") {
     TEST_CASE_TEMPLATE("large common offset keeps precision", T, float, double) { norm_large_offset<T>(false); }
     TEST_CASE_TEMPLATE("constant rows", T, float, double) { norm_constant_rows<T>(false); }
     TEST_CASE_TEMPLATE("in place (y == x)", T, float, double) { norm_in_place<T>(false); }
+    TEST_CASE_TEMPLATE("streamed output: the bits of the cached path", T, float, double) {
+        norm_streamed_equals_cached<T>(false);
+    }
 
     // kernels.hpp: "bias ... may be null; ignored by rms_norm". A non-null bias must not change y.
     TEST_CASE_TEMPLATE("bias is ignored, rows and columns layouts", T, float, double) {

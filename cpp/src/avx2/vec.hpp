@@ -12,6 +12,8 @@ namespace {
 template <class T> struct Vec;
 template <> struct Vec<float> { __m256 v; static constexpr std::size_t lanes = 8; };
 template <> struct Vec<double> { __m256d v; static constexpr std::size_t lanes = 4; };
+// Vector registers (16 ymm): kernels that keep many accumulators live check it.
+constexpr int kVectorRegisters = 16;
 
 // Double-precision accumulator for one Vec<T> (float32 lanes are widened).
 template <class T> struct Acc;

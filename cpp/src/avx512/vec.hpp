@@ -12,6 +12,8 @@ namespace {
 template <class T> struct Vec;
 template <> struct Vec<float> { __m512 v; static constexpr std::size_t lanes = 16; };
 template <> struct Vec<double> { __m512d v; static constexpr std::size_t lanes = 8; };
+// Vector registers (32 zmm): kernels that keep many accumulators live check it.
+constexpr int kVectorRegisters = 32;
 
 // Double-precision accumulator for one Vec<T> (float32 lanes are widened).
 template <class T> struct Acc;

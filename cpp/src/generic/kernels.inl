@@ -167,6 +167,8 @@ void layer_norm_write_row(const NormArgs<T>& a, std::size_t o, RowStats stats) {
                                   static_cast<T>(stats.rstd), shift, a.weight, a.bias, a.stream_output);
 }
 
+#include "generic/streamed_rows.inl"
+
 // layer_norm_rows with a weight, kRowGroup rows at a time (normalize_row_group), the statistics of
 // the next group computed before this one is written.
 constexpr std::size_t kRowGroup = 2;
@@ -214,9 +216,13 @@ void layer_norm_row_groups(const NormArgs<T>& a) {
 
 template <class T>
 void layer_norm_rows(const NormArgs<T>& a) {
-    // Streamed (DRAM-sized) outputs keep the plain order below: reading row o + 1 while row o is
-    // stored puts loads and stores 4 KiB apart when rows are 4 KiB and y sits at x's page offset
-    // (4K aliasing: LayerNorm 8192x1024 out= 1.9 -> 2.2 ms).
+    if (streamed_rows_apply(a)) {
+        layer_norm_rows_streamed_affine(a);
+        return;
+    }
+    // Streamed (DRAM-sized) outputs: the next row's statistics inside this row's normalization
+    // loop (streamed_rows.inl). The look-ahead order below measured slower there (1.9 -> 2.2 ms at
+    // 8192x1024 out=); rows longer than a chunk keep the plain loop at the end.
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
         // Statistics one row ahead: the reduction of row o + 1 runs while the square root and
         // division of row o complete, instead of the normalization waiting on them. Rows are

@@ -12,6 +12,8 @@ namespace {
 template <class T> struct Vec;
 template <> struct Vec<float> { float32x4_t v; static constexpr std::size_t lanes = 4; };
 template <> struct Vec<double> { float64x2_t v; static constexpr std::size_t lanes = 2; };
+// Vector registers (32 q): kernels that keep many accumulators live check it.
+constexpr int kVectorRegisters = 32;
 
 // Double-precision accumulator for one Vec<T> (float32 lanes are widened).
 template <class T> struct Acc;

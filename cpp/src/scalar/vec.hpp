@@ -9,6 +9,8 @@ namespace {
 
 template <class T> struct Vec { T v; static constexpr std::size_t lanes = 1; };
 template <class T> struct Acc { double v; };
+// Vector registers (baseline x86-64: 16 xmm): kernels that keep many accumulators live check it.
+constexpr int kVectorRegisters = 16;
 
 template <class T> inline Vec<T> load(const T* p) { return {*p}; }
 template <class T> inline Vec<T> load_partial(const T*, std::size_t) { return {T(0)}; }  // n < 1 lane: empty
