@@ -167,7 +167,7 @@ void layer_norm_write_row(const NormArgs<T>& a, std::size_t o, RowStats stats) {
                                   static_cast<T>(stats.rstd), shift, a.weight, a.bias, a.stream_output);
 }
 
-#include "generic/streamed_rows.inl"
+#include "generic/interleaved_rows.inl"
 
 // layer_norm_rows with a weight, kRowGroup rows at a time (normalize_row_group), the statistics of
 // the next group computed before this one is written.
@@ -216,13 +216,16 @@ void layer_norm_row_groups(const NormArgs<T>& a) {
 
 template <class T>
 void layer_norm_rows(const NormArgs<T>& a) {
-    if (streamed_rows_apply(a)) {
-        layer_norm_rows_streamed_affine(a);
+    if (interleaved_rows_apply(a)) {  // streamed, or short rows (interleaved_rows.inl)
+        if (a.stream_output) {
+            layer_norm_rows_interleaved_affine<T, true>(a);
+        } else {
+            layer_norm_rows_interleaved_affine<T, false>(a);
+        }
         return;
     }
-    // Streamed (DRAM-sized) outputs: the next row's statistics inside this row's normalization
-    // loop (streamed_rows.inl). The look-ahead order below measured slower there (1.9 -> 2.2 ms at
-    // 8192x1024 out=); rows longer than a chunk keep the plain loop at the end.
+    // Streamed (DRAM-sized) outputs that interleaved_rows_apply leaves keep the plain loop at the
+    // end: the look-ahead order below measured slower there (1.9 -> 2.2 ms at 8192x1024 out=).
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
         // Statistics one row ahead: the reduction of row o + 1 runs while the square root and
         // division of row o complete, instead of the normalization waiting on them. Rows are

@@ -1,13 +1,22 @@
-// Streamed LayerNorm rows: DRAM-sized outputs (NormArgs::stream_output) with rows of at most
-// kRowChunk elements. Included by generic/kernels.inl after layer_norm_row_stats.
+// LayerNorm rows with the next row's statistics inside this row's normalization loop. Included
+// by generic/kernels.inl after layer_norm_row_stats.
 //
 // Row o is normalized in the same loop that takes row o + 1's centered sums, one 4-vector block
 // of each per iteration. One after the other, each row's reduction and its divide / square-root
-// chain left the stores idle between two rows; interleaved, the out-of-order core overlaps them
-// (tuning log 15: 8192x1024 out= ~1.4x -> ~1.05x the time of np.copyto). Row o + 1's sums follow
-// add_row_centered_sums' order step for step, so every row gets the same bits as on the other
-// paths. (Walking the normalization from a rotated start, to keep its stores away from the loads'
-// page offsets, measured slower at every offset: 4K aliasing is not what limits this loop.)
+// chain stall the stores between two rows; interleaved, the out-of-order core overlaps them
+// (bench/README.md tuning log 15). Row o + 1's sums follow add_row_centered_sums' order step for
+// step, so every row gets the same bits as on the other paths.
+//
+// Taken for DRAM-sized outputs (non-temporal stores; 8192x1024 out= ~1.4x -> ~1.05x the time of
+// np.copyto) and for short rows in cache (<= kInterleavedRowBytes: 4096x64 97 -> 85 us), where the
+// per-row chain is most of the work. Longer rows in cache keep the look-ahead row pairs
+// (layer_norm_row_groups: 512x768 43 vs 55 us interleaved). The loop keeps ~16 vectors live: with
+// 16 registers (AVX2) they spill and it is slower than the plain loops (8192x1024 out= 2.2-2.4 ->
+// 2.9-3.0 ms; short rows no gain), as it is with one-lane blocks (scalar), so those keep them.
+// (Walking the normalization from a rotated start, to keep its stores away from the loads' page
+// offsets, measured slower at every offset: 4K aliasing is not what limits this loop.)
+
+constexpr std::size_t kInterleavedRowBytes = 1024;
 
 // add_row_centered_sums(p, n, ...) taken one 4-vector step at a time, then finished.
 template <class T>
@@ -59,6 +68,15 @@ struct CenteredSumsInProgress {
     }
 };
 
+template <bool Stream, class T>
+SIMDNORM_ALWAYS_INLINE void store_maybe_stream(T* p, Vec<T> v) {
+    if (Stream) {
+        store_stream(p, v);
+    } else {
+        store(p, v);
+    }
+}
+
 // normalize_row's value for the `valid` elements at i (valid == lanes: a whole vector).
 template <class T, bool HasWeight, bool HasBias>
 SIMDNORM_ALWAYS_INLINE Vec<T> layer_norm_value(const T* x, std::size_t i, std::size_t valid, Vec<T> c, Vec<T> r,
@@ -74,8 +92,8 @@ SIMDNORM_ALWAYS_INLINE Vec<T> layer_norm_value(const T* x, std::size_t i, std::s
     return t;
 }
 
-template <class T, bool HasWeight, bool HasBias>
-void layer_norm_rows_streamed(const NormArgs<T>& a) {
+template <class T, bool HasWeight, bool HasBias, bool Stream>
+void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     constexpr std::size_t B = 4 * L;  // elements per block
@@ -87,21 +105,21 @@ void layer_norm_rows_streamed(const NormArgs<T>& a) {
     for (std::size_t o = 0; o < a.outer; ++o) {
         if (a.mean) a.mean[o] = static_cast<T>(current.mean);
         if (a.rstd) a.rstd[o] = static_cast<T>(current.rstd);
-        prefetch_row_ahead(a, o);
+        if (Stream) prefetch_row_ahead(a, o);
         const T* x = row_x(o);
         T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
         const T pivot = static_cast<T>(current.mean);
         const T shift = static_cast<T>(-(current.mean - static_cast<double>(pivot)) * current.rstd);
         if (o + 1 == a.outer) {
             normalize_row<T, true, HasWeight, HasBias>(x, y, n, pivot, static_cast<T>(current.rstd), shift, a.weight,
-                                                      a.bias, true);
+                                                      a.bias, Stream);
             break;
         }
         const V c = splat(pivot), r = splat(static_cast<T>(current.rstd)), s = splat(shift);
         const T* next = row_x(o + 1);
-        // Whole vectors of y from `head` on are aligned for the non-temporal stores.
+        // Streamed: whole vectors of y from `head` on are aligned for the non-temporal stores.
         const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(y);
-        const std::size_t head = min_size(((sizeof(V) - address % sizeof(V)) % sizeof(V)) / sizeof(T), n);
+        const std::size_t head = Stream ? min_size(((sizeof(V) - address % sizeof(V)) % sizeof(V)) / sizeof(T), n) : 0;
         const std::size_t blocks = (n - head) / B, steps = n / B;
         const T next_pivot = pivot_estimate(next, n);
         store(pivot_lanes, splat(next_pivot));
@@ -112,7 +130,7 @@ void layer_norm_rows_streamed(const NormArgs<T>& a) {
             if (k < blocks) {
                 const std::size_t i = head + k * B;
                 for (std::size_t v = 0; v < 4; ++v) {
-                    store_stream(y + i + v * L,
+                    store_maybe_stream<Stream>(y + i + v * L,
                                  layer_norm_value<T, HasWeight, HasBias>(x, i + v * L, L, c, r, s, a.weight, a.bias));
                 }
             }
@@ -122,7 +140,7 @@ void layer_norm_rows_streamed(const NormArgs<T>& a) {
         }
         std::size_t i = head + blocks * B;
         for (; i + L <= n; i += L) {
-            store_stream(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, a.weight, a.bias));
+            store_maybe_stream<Stream>(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, a.weight, a.bias));
         }
         if (i < n) store_partial(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, n - i, c, r, s, a.weight, a.bias), n - i);
         double sum_d = 0.0, sum_dd = 0.0;
@@ -135,20 +153,21 @@ void layer_norm_rows_streamed(const NormArgs<T>& a) {
     }
 }
 
-// Whether layer_norm_rows_streamed takes these rows: y element-aligned (the head must be whole
-// elements) and rows one chunk long (row_moments = chunk_moments). Its loop keeps ~16 vectors
-// live: with 16 registers (AVX2) they spill and the loop is slower than the plain one (8192x1024
-// out= 2.2-2.4 -> 2.9-3.0 ms), as it is with one-lane blocks (scalar, 4.6 -> 6.6 ms).
+// Whether layer_norm_rows_interleaved takes these rows (see the top of this file): rows one chunk
+// long (row_moments = chunk_moments); streamed, y element-aligned (the head is whole elements).
 template <class T>
-bool streamed_rows_apply(const NormArgs<T>& a) {
-    return kVectorRegisters >= 32 && Vec<T>::lanes > 1 && a.stream_output && !a.stats_in && !a.stats_out && a.outer > 0 && a.mid > 0 && a.mid <= kRowChunk &&
-           reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0;
+bool interleaved_rows_apply(const NormArgs<T>& a) {
+    if (kVectorRegisters < 32 || Vec<T>::lanes == 1 || a.stats_in || a.stats_out || a.mid == 0 || a.mid > kRowChunk) {
+        return false;
+    }
+    if (a.stream_output) return a.outer > 0 && reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0;
+    return a.outer >= 2 && a.mid * sizeof(T) <= kInterleavedRowBytes;
 }
 
-template <class T>
-void layer_norm_rows_streamed_affine(const NormArgs<T>& a) {
-    if (a.weight && a.bias) return layer_norm_rows_streamed<T, true, true>(a);
-    if (a.weight) return layer_norm_rows_streamed<T, true, false>(a);
-    if (a.bias) return layer_norm_rows_streamed<T, false, true>(a);
-    layer_norm_rows_streamed<T, false, false>(a);
+template <class T, bool Stream>
+void layer_norm_rows_interleaved_affine(const NormArgs<T>& a) {
+    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true, Stream>(a);
+    if (a.weight) return layer_norm_rows_interleaved<T, true, false, Stream>(a);
+    if (a.bias) return layer_norm_rows_interleaved<T, false, true, Stream>(a);
+    layer_norm_rows_interleaved<T, false, false, Stream>(a);
 }
