@@ -304,13 +304,16 @@ def measure(fn, repeat, sample_ms, max_total_s=8.0):
     }
 
 
-def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.0):
+def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.0, busy_after=None):
     """Like measure() for several implementations, taking their samples round-robin.
 
     entries: list of (label, fn, context_factory or None). Interleaving spreads slow drifts of a
     shared, noisy machine (other jobs, frequency changes) over every implementation alike, so the
-    ratios stay meaningful even when absolute times wander. Returns {label: stats or exception}.
+    ratios stay meaningful even when absolute times wander. pause_s: sleep after every sample;
+    busy_after: {label: seconds} of busy-waiting on this thread after that implementation's
+    samples (see the caller). Returns {label: stats or exception}.
     """
+    busy_after = busy_after or {}
     import contextlib
     import gc
 
@@ -340,11 +343,16 @@ def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.
             for label, fn, ctx, inner in plans:
                 with ctx():
                     loop = range(inner)
+                    fn()  # untimed: wakes thread pools that slept through the previous samples
                     t0 = clock()
                     for _ in loop:
                         fn()
                     t1 = clock()
                 results[label].append((t1 - t0) / inner)
+                if label in busy_after:
+                    until = clock() + busy_after[label] * 1e9
+                    while clock() < until:
+                        pass
                 if pause_s:
                     time.sleep(pause_s)
             if r >= 2 and clock() > budget_end:
@@ -905,7 +913,17 @@ def run_suite(args, threads):
             else:
                 entries.append(("copy", x_in.copy, None))
             # Pause between samples with several threads: lets spinning pools (OpenMP, ORT) go idle.
-            timed = measure_interleaved(entries, args.repeat, args.sample_ms, pause_s=0.001 if threads > 1 else 0.0)
+            # PyTorch's OpenMP workers keep spinning 3-10 ms after its last call (libgomp): timed in
+            # that window, another library's threads share the cores with them (simdnorm BatchNorm
+            # train NHWC at 2 threads 44 -> 136 us; bench/README.md tuning log 16). So 15 ms of
+            # busy-waiting follow each PyTorch sample (busy, not asleep: idle cores clock down).
+            timed = measure_interleaved(
+                entries,
+                args.repeat,
+                args.sample_ms,
+                pause_s=0.001 if threads > 1 else 0.0,
+                busy_after={"torch": 0.015} if threads > 1 else None,
+            )
             for label, r in timed.items():
                 if isinstance(r, Exception):
                     row["skipped"][label] = f"{type(r).__name__}: {str(r).splitlines()[0][:160] if str(r) else ''}"
