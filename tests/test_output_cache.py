@@ -459,6 +459,21 @@ def test_show_config_reports_the_cache(capfd):
     assert "output cache" in out and str(simdnorm.get_output_cache_limit()) in out
 
 
+@pytest.mark.parametrize("input_offset", [0, 16, 1024 + 8, 3072 + 64 + 48, 4032 + 4])
+def test_streamed_outputs_keep_their_inputs_offset_within_a_line(empty_cache, input_offset):
+    # >= 16 MiB: non-temporal stores aligned per row also align the loads of x (output_buffers.hpp).
+    rows, cols = 4200, 1024  # 16.4 MiB of float32
+    buf = np.empty(rows * cols + 2048, np.float32)
+    start = ((-buf.ctypes.data) % 4096 + input_offset) // 4
+    x = buf[start : start + rows * cols].reshape(rows, cols)
+    x[...] = np.random.default_rng(input_offset).standard_normal((rows, cols), dtype=np.float32)
+    assert x.ctypes.data % 4096 == input_offset
+    y = simdnorm.layer_norm(x)
+    assert is_cached(y)
+    assert y.ctypes.data % 4096 == (input_offset + 1024) % 4096
+    np.testing.assert_array_equal(y[::97], simdnorm.layer_norm(x[::97]), strict=True)
+
+
 @pytest.mark.parametrize("input_offset", [0, 16, 1024, 3072 + 64, 4032])
 def test_outputs_start_a_kib_after_their_input_in_the_page(empty_cache, rng, input_offset):
     # Equal page offsets make x and y share L1 sets and 4K-alias (output_buffers.hpp).

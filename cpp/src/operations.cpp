@@ -25,7 +25,6 @@ constexpr std::size_t kTaskElements = std::size_t(1) << 15;
 // pay a read-for-ownership. Swept 4-64 MiB of output (bench/README.md, Tuning log): streaming wins
 // from 16 MiB at 1 and 2 threads, 8 MiB is a tie, below it loses.
 constexpr std::size_t kStreamOutputBytes = std::size_t(16) << 20;
-std::size_t stream_output_bytes() { return kStreamOutputBytes; }
 // Rows at least this long are split across threads: statistics per piece of kStatsPiece elements
 // (in parallel), merged in order, then the normalization in parallel. Fixed by the shape, so the
 // bits do not depend on the thread count.
@@ -188,6 +187,8 @@ bool fill_empty_norm_stats(const NormArgs<T>& args) {
 }
 
 }  // namespace
+
+std::size_t stream_output_bytes() noexcept { return kStreamOutputBytes; }
 
 template <class T>
 void layer_norm(const NormArgs<T>& args) {

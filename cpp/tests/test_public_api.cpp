@@ -183,6 +183,30 @@ TEST_SUITE("public_api") {
         }
     }
 
+    TEST_CASE("stream_output_bytes: outputs from there on are streamed, same bits either way") {
+        const std::size_t threshold = simdnorm::stream_output_bytes();
+        CHECK(threshold >= (std::size_t(1) << 20));
+        // One row past the threshold vs the same row alone (not streamed).
+        const std::size_t cols = 1000, rows = threshold / (cols * sizeof(float)) + 1;
+        std::vector<float> x(rows * cols), y(rows * cols), y_row(cols);
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 1013) * 0.01f - 5.0f;
+        NormArgs<float> a;
+        a.x = x.data();
+        a.y = y.data();
+        a.outer = rows;
+        a.mid = cols;
+        a.x_outer_stride = a.y_outer_stride = static_cast<std::ptrdiff_t>(cols);
+        simdnorm::layer_norm(a);
+        for (std::size_t r : {std::size_t(0), std::size_t(1), rows / 2, rows - 1}) {
+            NormArgs<float> one = a;
+            one.x = x.data() + r * cols;
+            one.y = y_row.data();
+            one.outer = 1;
+            simdnorm::layer_norm(one);
+            CHECK(std::memcmp(y_row.data(), y.data() + r * cols, cols * sizeof(float)) == 0);
+        }
+    }
+
     TEST_CASE("parse_isa") {
         Isa isa = Isa::scalar;
         CHECK(simdnorm::parse_isa("avx2", &isa));

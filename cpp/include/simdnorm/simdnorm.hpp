@@ -26,6 +26,11 @@ template <class T> void channel_affine(const ChannelAffineArgs<T>& args);
 template <class T> bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept;
 template <class T> void batch_norm_train(const BatchNormTrainArgs<T>& args);
 
+// Outputs of at least this many bytes are written with non-temporal stores (they would only evict
+// x from the last-level cache; kernels.hpp, stream_output). The streamed row loops align their
+// stores to the vector width: a y at the same offset as x within a 64-byte line aligns x too.
+std::size_t stream_output_bytes() noexcept;
+
 // Threads used by large operations (process-wide). n >= 1; the default is the number of CPUs this
 // process may run on, or SIMDNORM_NUM_THREADS when set.
 void set_num_threads(int n);
