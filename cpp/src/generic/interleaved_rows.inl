@@ -8,7 +8,7 @@
 // step, so every row gets the same bits as on the other paths.
 //
 // Taken for DRAM-sized outputs (non-temporal stores; 8192x1024 out= ~1.4x -> ~1.05x the time of
-// np.copyto) and for short rows in cache (<= kInterleavedRowBytes: 4096x64 97 -> 85 us), where the
+// np.copyto) and for short rows in cache (<= kInterleavedRowBytes: 4096x64 98 -> 82 us), where the
 // per-row chain is most of the work. Longer rows in cache keep the look-ahead row pairs
 // (layer_norm_row_groups: 512x768 43 vs 55 us interleaved). The loop keeps ~16 vectors live: with
 // 16 registers (AVX2) they spill and it is slower than the plain loops (8192x1024 out= 2.2-2.4 ->
