@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 
-from _machine import cpu_model  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+import targets  # bench/ is sys.path[0] when run as a script; neither imports numpy
+from _machine import cpu_model
 
 # Nothing here may import numpy / torch at module level: thread counts are pinned first (main()).
 
@@ -1211,6 +1212,8 @@ def main(argv=None):
                     results.append(json.load(f))
 
     print(render(results, args))
+    print()
+    print(targets.render(results))
     print(f"\n(total bench time {time.perf_counter() - t_start:.0f} s)")
     if args.json:
         payload = {

@@ -1,0 +1,183 @@
+"""The performance targets of issue 4, checked against one bench run.
+
+    python bench/targets.py results.json      # a file written by bench_norms.py --json
+    python bench/bench_norms.py               # prints the same section after its tables
+
+Each target names the cases it is judged on and a same-run ratio: a peer's median over
+simdnorm's (the dispatched ISA), or simdnorm's 1-thread median over its 2-thread one. A target
+whose cases or peers are not in the run is listed as "not in this run", never as met. Targets
+measured elsewhere (module calls, streaming statistics: bench_capi.py, bench_streaming.py) are
+not repeated here.
+"""
+
+import json
+import sys
+
+SINGLE_ROWS = [f"1x{n}" for n in (64, 128, 256, 512, 768, 1024, 2048, 4096)]
+SMALL_BATCHES = ["8x768", "16x768", "32x768", "8x4096", "32x4096"]
+
+
+def _target(name, threshold, cases, measure):
+    return {"name": name, "threshold": threshold, "cases": cases, "measure": measure}
+
+
+def peer(name):
+    """Ratio of a peer's time to simdnorm's."""
+    return ("peer", name)
+
+
+BEST_PEER = ("best", None)  # the fastest of the peers measured on that case
+SCALING = ("scaling", None)  # simdnorm at 1 thread over 2 threads
+
+
+TARGETS = [
+    _target("single row LayerNorm >= 3x PyTorch", 3.0, [f"layer_norm {s}" for s in SINGLE_ROWS], peer("torch")),
+    _target("single row RMSNorm >= 3x PyTorch", 3.0, [f"rms_norm {s}" for s in SINGLE_ROWS], peer("torch")),
+    _target("small batches LayerNorm >= 2x PyTorch", 2.0, [f"layer_norm {s}" for s in SMALL_BATCHES], peer("torch")),
+    _target("small batches RMSNorm >= 2x PyTorch", 2.0, [f"rms_norm {s}" for s in SMALL_BATCHES], peer("torch")),
+    _target("in-cache LayerNorm >= 2x the best peer", 2.0, ["layer_norm 512x768"], BEST_PEER),
+    _target("in-cache RMSNorm >= 1.5x the best peer", 1.5, ["rms_norm 512x768"], BEST_PEER),
+    _target(
+        "in-cache BatchNorm eval >= 1.5x the best peer",
+        1.5,
+        ["batch_norm_eval 8x256x14x14 NCHW", "batch_norm_eval 8x256x14x14 NHWC"],
+        BEST_PEER,
+    ),
+    _target("one long row LayerNorm >= 2x the best peer (1 thread)", 2.0, ["layer_norm 1x1048576"], BEST_PEER),
+    _target("one long row RMSNorm >= 2x the best peer (1 thread)", 2.0, ["rms_norm 1x1048576"], BEST_PEER),
+    _target(
+        "out of cache LayerNorm out= >= 1.5x ONNX Runtime",
+        1.5,
+        ["layer_norm 16384x1024 out=", "layer_norm 8192x1024 out="],
+        ("peer_of_out", "ort"),
+    ),
+    _target(
+        "out of cache RMSNorm out= >= 1.3x ONNX Runtime",
+        1.3,
+        ["rms_norm 16384x1024 out=", "rms_norm 8192x1024 out="],
+        ("peer_of_out", "ort"),
+    ),
+    _target(
+        "out of cache out= >= 90 % of the same run's copy",
+        0.9,
+        ["layer_norm 16384x1024 out=", "layer_norm 8192x1024 out=", "rms_norm 16384x1024 out=", "rms_norm 8192x1024 out="],
+        peer("copy"),
+    ),
+    _target("BatchNorm train 32x64x56x56 NCHW >= 1.3x ONNX Runtime", 1.3, ["batch_norm_train 32x64x56x56 NCHW"], peer("ort")),
+    _target(
+        "BatchNorm train in cache >= 2x ONNX Runtime",
+        2.0,
+        ["batch_norm_train 8x256x14x14 NCHW", "batch_norm_train 256x768 NF"],
+        peer("ort"),
+    ),
+    _target(
+        "BatchNorm train NCHW >= 4x PyTorch",
+        4.0,
+        ["batch_norm_train 8x256x14x14 NCHW", "batch_norm_train 32x64x56x56 NCHW"],
+        peer("torch"),
+    ),
+    _target(
+        "BatchNorm train NHWC >= 1.5x PyTorch",
+        1.5,
+        ["batch_norm_train 8x256x14x14 NHWC", "batch_norm_train 32x64x56x56 NHWC"],
+        peer("torch"),
+    ),
+    _target(
+        "2 threads >= 1.7x 1 thread (in cache)",
+        1.7,
+        [
+            "layer_norm 512x768",
+            "rms_norm 512x768",
+            "batch_norm_eval 8x256x14x14 NCHW",
+            "batch_norm_train 8x256x14x14 NCHW",
+            "batch_norm_train 8x256x14x14 NHWC",
+            "batch_norm_train 256x768 NF",
+        ],
+        SCALING,
+    ),
+]
+
+
+def _rows_by_threads(results):
+    """{threads: {case: row}} for float32 rows."""
+    table = {}
+    for result in results:
+        rows = {r["case"]: r for r in result["rows"] if r.get("dtype", "float32") == "float32"}
+        table[result["info"]["threads"]] = rows
+    return table
+
+
+def _ratio(target, case, rows_by_threads, sn_key):
+    """(ratio, what it compares) or (None, why not)."""
+    kind, arg = target["measure"]
+    if kind == "scaling":
+        one, two = rows_by_threads.get(1, {}).get(case), rows_by_threads.get(2, {}).get(case)
+        if not one or not two or sn_key not in one["us"] or sn_key not in two["us"]:
+            return None, "needs --threads 1,2"
+        return one["us"][sn_key] / two["us"][sn_key], "1 thread / 2 threads"
+    rows = rows_by_threads.get(1) or next(iter(rows_by_threads.values()))
+    row = rows.get(case)
+    if not row or sn_key not in row["us"]:
+        return None, "case not in this run"
+    sn = row["us"][sn_key]
+    if kind == "peer":
+        if arg not in row["us"]:
+            return None, f"{arg} not measured"
+        return row["us"][arg] / sn, f"{arg} / simdnorm"
+    if kind == "best":
+        peers = {p: row["us"][p] for p in ("numpy", "torch", "ort") if p in row["us"]}
+        if not peers:
+            return None, "no peer measured"
+        best = min(peers, key=peers.get)
+        return peers[best] / sn, f"{best} (fastest peer) / simdnorm"
+    if kind == "peer_of_out":  # out= rows: the peer's allocating call on the same shape
+        allocating = rows.get(case.replace(" out=", ""))
+        if not allocating or arg not in allocating["us"]:
+            return None, f"{arg} not measured"
+        return allocating["us"][arg] / sn, f"{arg} (allocating) / simdnorm out="
+    raise ValueError(kind)
+
+
+def check(results):
+    """[(target name, case, ratio or None, threshold, note, met)] for a list of bench results."""
+    rows_by_threads = _rows_by_threads(results)
+    sn_key = f"simdnorm[{results[0]['info']['isa_ratio_base']}]"
+    out = []
+    for target in TARGETS:
+        for case in target["cases"]:
+            ratio, note = _ratio(target, case, rows_by_threads, sn_key)
+            met = ratio is not None and ratio >= target["threshold"]
+            out.append((target["name"], case, ratio, target["threshold"], note, met))
+    return out
+
+
+def render(results):
+    """A markdown section: one line per measured (target, case); the unmeasured ones counted."""
+    checked = check(results)
+    measured = [c for c in checked if c[2] is not None]
+    missing = len(checked) - len(measured)
+    lines = [
+        "### Issue 4 targets (same-run ratios, float32; 1 thread unless the target says otherwise)",
+        "",
+        f"{sum(c[5] for c in measured)} of {len(measured)} measured (target, case) pairs met"
+        + (f"; {missing} not in this run (`--full --threads 1,2` measures them all)." if missing else "."),
+    ]
+    if measured:
+        lines += ["", "| target | case | ratio | needed | met | ratio of |", "|---|---|---:|---:|---|---|"]
+        for name, case, ratio, threshold, note, met in measured:
+            lines.append(f"| {name} | {case} | {ratio:.2f} | {threshold:g} | {'yes' if met else '**no**'} | {note} |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(argv[0]) as f:
+        payload = json.load(f)
+    print(render(payload["results"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

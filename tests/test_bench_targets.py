@@ -1,0 +1,54 @@
+"""bench/targets.py: the issue's targets computed from a bench result (synthetic numbers here)."""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+
+import targets  # noqa: E402
+
+
+def _row(case, **us):
+    return {"case": case, "dtype": "float32", "us": {f"simdnorm[{k[3:]}]" if k.startswith("sn_") else k: v for k, v in us.items()}}
+
+
+def _result(threads, rows):
+    return {"info": {"threads": threads, "isa_ratio_base": "avx512"}, "rows": rows}
+
+
+def _find(checked, name_part, case):
+    return next(c for c in checked if name_part in c[0] and c[1] == case)
+
+
+def test_peer_best_peer_out_and_scaling_ratios():
+    one = _result(
+        1,
+        [
+            _row("layer_norm 1x768", sn_avx512=0.5, torch=2.0),
+            _row("layer_norm 512x768", sn_avx512=40.0, torch=90.0, ort=150.0, numpy=400.0),
+            _row("layer_norm 16384x1024", sn_avx512=3000.0, ort=6000.0),
+            _row("layer_norm 16384x1024 out=", sn_avx512=2500.0, copy=2400.0),
+        ],
+    )
+    two = _result(2, [_row("layer_norm 512x768", sn_avx512=25.0, torch=50.0)])
+    checked = targets.check([one, two])
+    name, case, ratio, threshold, note, met = _find(checked, "single row LayerNorm", "layer_norm 1x768")
+    assert ratio == 4.0 and met and note == "torch / simdnorm"
+    _, _, ratio, _, note, met = _find(checked, "in-cache LayerNorm", "layer_norm 512x768")
+    assert ratio == 90.0 / 40.0 and met and note.startswith("torch (fastest peer)")
+    _, _, ratio, _, note, met = _find(checked, "out of cache LayerNorm", "layer_norm 16384x1024 out=")
+    assert ratio == 6000.0 / 2500.0 and met and "allocating" in note
+    _, _, ratio, threshold, _, met = _find(checked, "90 %", "layer_norm 16384x1024 out=")
+    assert ratio == 2400.0 / 2500.0 and threshold == 0.9 and met
+    _, _, ratio, _, _, met = _find(checked, "2 threads", "layer_norm 512x768")
+    assert ratio == 40.0 / 25.0 and not met  # 1.6x < 1.7x
+
+
+def test_missing_cases_and_peers_are_never_met():
+    checked = targets.check([_result(1, [_row("layer_norm 1x64", sn_avx512=0.5)])])
+    _, _, ratio, _, note, met = _find(checked, "single row LayerNorm", "layer_norm 1x64")
+    assert ratio is None and not met and note == "torch not measured"
+    _, _, ratio, _, note, met = _find(checked, "2 threads", "layer_norm 512x768")
+    assert ratio is None and not met and "threads" in note
+    text = targets.render([_result(1, [_row("layer_norm 1x64", sn_avx512=0.5)])])
+    assert "0 of 0 measured" in text and "not in this run" in text and "| target |" not in text
