@@ -17,6 +17,7 @@ PyTorch, ONNX Runtime (+ onnx) and matplotlib are optional: a missing one is rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ from _machine import cpu_model
 # Nothing here may import numpy / torch at module level: thread counts are pinned first (main()).
 
 OPS = ("layer_norm", "rms_norm", "batch_norm_eval", "batch_norm_train")
+ONE_THREAD = "simdnorm[1 thread]"  # label of the same-run 1-thread timing in multi-thread runs
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -303,6 +305,17 @@ def measure(fn, repeat, sample_ms, max_total_s=8.0):
         "samples": n,
         "inner": inner,
     }
+
+
+@contextlib.contextmanager
+def one_thread(sn):
+    """simdnorm at 1 thread for the duration (the caller's thread count restored after)."""
+    before = sn.get_num_threads()
+    sn.set_num_threads(1)
+    try:
+        yield
+    finally:
+        sn.set_num_threads(before)
 
 
 def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.0, busy_after=None):
@@ -905,6 +918,11 @@ def run_suite(args, threads):
                     log(args, f"  {name} [{label}]: FAILED {row['skipped'][label]}")
                     continue
                 entries.append((label, fn, ctx))
+            # With several threads, simdnorm's default ISA also at 1 thread in the same loop: the
+            # speed-up is then a same-run ratio (the thread counts otherwise run in separate
+            # processes, minutes apart, on a VM whose second core's speed drifts).
+            if threads > 1 and any(e[0] == f"simdnorm[{isas[0]}]" for e in entries):
+                entries.append((ONE_THREAD, data["runners"]["simdnorm"], lambda: one_thread(sn)))
             # The data-movement floor of this very case, timed alongside: one read of x and one write
             # of a same-size array (into a preallocated one for out= rows, a fresh one otherwise).
             x_in = data["x"]
@@ -1034,7 +1052,9 @@ def render(results, args):
         isas = info["isas_measured"]
         base = f"simdnorm[{info['isa_ratio_base']}]"
         peers = [p for p in PEERS if p in args.peers]
-        header = ["case"] + [f"sn {i} µs" for i in isas] + [f"{p} µs" for p in peers]
+        one = any(ONE_THREAD in row["us"] for row in result["rows"])
+        header = ["case"] + [f"sn {i} µs" for i in isas] + (["sn 1 thread µs", "speed-up"] if one else [])
+        header += [f"{p} µs" for p in peers]
         header += [f"{p}/sn" for p in peers]
         header += ["copy µs", "sn/copy", "sn GB/s", "% copy", "max abs err (sn ISAs / peers)"]
         lines.append("| " + " | ".join(header) + " |")
@@ -1043,8 +1063,11 @@ def render(results, args):
             us = row["us"]
             cells = [row["case"]]
             cells += [fmt_us(us.get(f"simdnorm[{i}]")) for i in isas]
-            cells += [fmt_us(us.get(p)) if p in us else ("n/a" if p in row["skipped"] else "—") for p in peers]
             b = us.get(base)
+            if one:
+                single = us.get(ONE_THREAD)
+                cells += [fmt_us(single), f"{single / b:.2f}" if (single and b) else "—"]
+            cells += [fmt_us(us.get(p)) if p in us else ("n/a" if p in row["skipped"] else "—") for p in peers]
             for p in peers:
                 cells.append(f"{us[p] / b:.2f}" if (b and p in us) else "—")
             copy_us = us.get("copy")

@@ -9,7 +9,8 @@ import targets  # noqa: E402
 
 
 def _row(case, **us):
-    return {"case": case, "dtype": "float32", "us": {f"simdnorm[{k[3:]}]" if k.startswith("sn_") else k: v for k, v in us.items()}}
+    labels = {k: f"simdnorm[{k[3:]}]" if k.startswith("sn_") else k for k in us}
+    return {"case": case, "dtype": "float32", "us": {labels[k]: v for k, v in us.items()}}
 
 
 def _result(threads, rows):
@@ -40,8 +41,19 @@ def test_peer_best_peer_out_and_scaling_ratios():
     assert ratio == 6000.0 / 2500.0 and met and "allocating" in note
     _, _, ratio, threshold, _, met = _find(checked, "90 %", "layer_norm 16384x1024 out=")
     assert ratio == 2400.0 / 2500.0 and threshold == 0.9 and met
-    _, _, ratio, _, _, met = _find(checked, "2 threads", "layer_norm 512x768")
-    assert ratio == 40.0 / 25.0 and not met  # 1.6x < 1.7x
+    _, _, ratio, _, note, met = _find(checked, "2 threads", "layer_norm 512x768")
+    assert ratio == 40.0 / 25.0 and not met and "separate runs" in note  # 1.6x < 1.7x
+    two_same_loop = _result(2, [_row("layer_norm 512x768", sn_avx512=25.0, **{"simdnorm[1 thread]": 45.0})])
+    _, _, ratio, _, note, met = _find(targets.check([one, two_same_loop]), "2 threads", "layer_norm 512x768")
+    assert ratio == 45.0 / 25.0 and met and "same loop" in note
+
+
+def test_two_thread_run_alone_judges_no_one_thread_target():
+    two = _result(2, [_row("layer_norm 512x768", sn_avx512=25.0, torch=90.0, **{"simdnorm[1 thread]": 45.0})])
+    checked = targets.check([two])
+    _, _, ratio, _, note, _ = _find(checked, "in-cache LayerNorm", "layer_norm 512x768")
+    assert ratio is None and note == "needs a 1-thread run"
+    assert _find(checked, "2 threads", "layer_norm 512x768")[2] == 45.0 / 25.0
 
 
 def test_missing_cases_and_peers_are_never_met():
@@ -49,6 +61,6 @@ def test_missing_cases_and_peers_are_never_met():
     _, _, ratio, _, note, met = _find(checked, "single row LayerNorm", "layer_norm 1x64")
     assert ratio is None and not met and note == "torch not measured"
     _, _, ratio, _, note, met = _find(checked, "2 threads", "layer_norm 512x768")
-    assert ratio is None and not met and "threads" in note
+    assert ratio is None and not met and note == "needs a 2-thread run"
     text = targets.render([_result(1, [_row("layer_norm 1x64", sn_avx512=0.5)])])
     assert "0 of 0 measured" in text and "not in this run" in text and "| target |" not in text
