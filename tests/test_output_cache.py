@@ -472,6 +472,12 @@ def test_streamed_outputs_keep_their_inputs_offset_within_a_line(empty_cache, in
     assert is_cached(y)
     assert y.ctypes.data % 4096 == (input_offset + 1024) % 4096
     np.testing.assert_array_equal(y[::97], simdnorm.layer_norm(x[::97]), strict=True)
+    # Short rows (here 64 channels, 256 bytes) start on a line: each would otherwise begin and end
+    # with a partial line of ordinary stores.
+    img = x.reshape(-1, 64)
+    z = simdnorm.scale_shift(img, np.ones(64, np.float32), np.zeros(64, np.float32))
+    assert is_cached(z) and z.ctypes.data % 4096 == ((input_offset + 1024) % 4096) // 64 * 64
+    np.testing.assert_array_equal(z, img, strict=True)
 
 
 @pytest.mark.parametrize("input_offset", [0, 16, 1024, 3072 + 64, 4032])

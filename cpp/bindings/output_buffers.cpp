@@ -180,11 +180,16 @@ py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& s
                        const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes, const void* input) {
     constexpr std::size_t kPage = 4096, kShift = 1024, kLine = 64;
     const std::size_t input_offset = input ? reinterpret_cast<std::uintptr_t>(input) % kPage : 16;
-    // Blocks are page-aligned. Streamed outputs keep x's offset within its cache line, so the
-    // kernels' store alignment aligns the loads of x as well (LayerNorm 8192x1024: 1.49-1.68 ->
-    // 1.37-1.40 ms); cached ones start on a line (BatchNorm train NHWC 61-62 -> 58-59 us).
+    // Blocks are page-aligned. Streamed outputs with rows of at least kCoAlignedRowBytes keep x's
+    // offset within its cache line, so the kernels' per-row store alignment aligns the loads of x
+    // as well (LayerNorm 8192x1024: 1.49-1.68 -> 1.37-1.40 ms). Everything else starts on a line:
+    // short streamed rows would each begin and end with a partial line of ordinary stores
+    // (BatchNorm eval 32x56x56x64, 256-byte rows: 0.79-0.81 -> 1.73-1.76 ms co-aligned), and
+    // cached outputs measured as well or better there (BatchNorm train NHWC 58-59 vs 61-62 us).
+    constexpr std::size_t kCoAlignedRowBytes = 1024;
+    const std::size_t row_bytes = shape.empty() ? 0 : static_cast<std::size_t>(shape.back()) * dtype.itemsize();
     std::size_t offset = (input_offset + kShift) % kPage;
-    if (nbytes < simdnorm::stream_output_bytes()) offset = offset / kLine * kLine;
+    if (nbytes < simdnorm::stream_output_bytes() || row_bytes < kCoAlignedRowBytes) offset = offset / kLine * kLine;
     Block* block = cache().limit() > 0 ? cache().acquire(nbytes + offset) : nullptr;
     if (!block) return py::array(dtype, shape, byte_strides);  // disabled, or out of memory: NumPy decides
     PyObject* capsule = PyCapsule_New(block, kCapsuleName, &release_capsule);

@@ -29,8 +29,8 @@ constexpr std::size_t kDefaultOutputCacheBytes = std::size_t(256) << 20;
 // 1 KiB further in the 4 KiB page than it does (null: than NumPy's large arrays, page offset 16).
 // At equal page offsets x and y compete for the same L1 sets and 4K-alias (measured, 1 thread:
 // BatchNorm train 8x256x14x14 52 -> 45 us, LayerNorm 512x768 47 -> 40 us with y 1 KiB after x).
-// Below simdnorm::stream_output_bytes() the output starts on a 64-byte line; at and above it, at
-// x's offset within its line (output_buffers.cpp).
+// The output starts on a 64-byte line, except streamed ones (>= simdnorm::stream_output_bytes())
+// whose last axis spans >= 1 KiB: those keep x's offset within its line (output_buffers.cpp).
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
                        const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes, const void* input = nullptr);
 
