@@ -23,9 +23,21 @@ void set_layout(Args& a, const CallLayout& call) {
     a.y_mid_stride = call.y_layout.mid_stride;
 }
 
-template <class T>
-NormArgs<T> norm_args(const CallLayout& call, const T* weight, const T* bias, double eps) {
-    NormArgs<T> a;
+// Runs call(), with the GIL released when the input has enough elements for that to pay.
+template <class Call>
+void run_releasing_gil_if_large(std::size_t elements, const Call& call) {
+    if (elements >= kReleaseGilElements) {
+        py::gil_scoped_release nogil;
+        call();
+    } else {
+        call();
+    }
+}
+
+// x, y, weight, bias, the layout and eps of args structs that normalize call.x into call.y.
+template <class Args, class T>
+Args normalize_args(const CallLayout& call, const T* weight, const T* bias, double eps) {
+    Args a;
     a.x = static_cast<const T*>(call.x.data());
     a.y = static_cast<T*>(py::array(call.y).mutable_data());
     a.weight = weight;
@@ -35,15 +47,15 @@ NormArgs<T> norm_args(const CallLayout& call, const T* weight, const T* bias, do
     return a;
 }
 
+template <class T>
+NormArgs<T> norm_args(const CallLayout& call, const T* weight, const T* bias, double eps) {
+    return normalize_args<NormArgs<T>>(call, weight, bias, eps);
+}
+
 // layer_norm (layer) or rms_norm, releasing the GIL for large inputs.
 template <class T>
 void run_norm(bool layer, const NormArgs<T>& args, std::size_t elements) {
-    if (elements >= kReleaseGilElements) {
-        py::gil_scoped_release nogil;
-        layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args);
-    } else {
-        layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args);
-    }
+    run_releasing_gil_if_large(elements, [&] { layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args); });
 }
 
 // y = (x - center) * scale + offset per channel, through the dispatched kernel. center may be null.
@@ -56,12 +68,7 @@ void apply_channel_affine(const CallLayout& call, const T* center, const T* scal
     a.scale = scale;
     a.offset = offset;
     set_layout(a, call);
-    if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
-        py::gil_scoped_release nogil;
-        simdnorm::channel_affine(a);
-    } else {
-        simdnorm::channel_affine(a);
-    }
+    run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::channel_affine(a); });
 }
 
 // Per-channel mean and M2 of call.x (count = outer * inner per channel) into mean[mid], m2[mid].
@@ -76,12 +83,7 @@ void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
     a.x_mid_stride = call.x_layout.mid_stride;
     a.mean = mean;
     a.m2 = m2;
-    if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
-        py::gil_scoped_release nogil;
-        simdnorm::batch_stats(a);
-    } else {
-        simdnorm::batch_stats(a);
-    }
+    run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::batch_stats(a); });
 }
 
 // Training-mode forward: the batch statistics of call.x into mean / m2 (count = outer * inner per
@@ -92,22 +94,11 @@ void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
 template <class T>
 void batch_norm_training_forward(const CallLayout& call, const T* weight, const T* bias, double eps, double* mean,
                                  double* m2, ChannelWorkspace& ws) {
-    BatchNormTrainArgs<T> a;
-    a.x = static_cast<const T*>(call.x.data());
-    a.y = static_cast<T*>(py::array(call.y).mutable_data());
-    a.weight = weight;
-    a.bias = bias;
-    set_layout(a, call);
-    a.eps = eps;
+    BatchNormTrainArgs<T> a = normalize_args<BatchNormTrainArgs<T>>(call, weight, bias, eps);
     a.mean = mean;
     a.m2 = m2;
     if (simdnorm::batch_norm_train_fits(a)) {
-        if (static_cast<std::size_t>(call.x.size()) >= kReleaseGilElements) {
-            py::gil_scoped_release nogil;
-            simdnorm::batch_norm_train(a);
-        } else {
-            simdnorm::batch_norm_train(a);
-        }
+        run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::batch_norm_train(a); });
         return;
     }
     compute_batch_stats<T>(call, mean, m2);
