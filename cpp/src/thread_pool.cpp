@@ -50,13 +50,34 @@ inline void cpu_relax() {
 }
 
 // One parallel_for call. Lives on the caller's stack; helpers reach it only through `job_`.
+// The tasks are cut into one contiguous share per thread, and each thread drains its own share
+// before it helps with the others. Repeated calls on the same arrays then give each core the
+// same rows as last time, still in its cache, while a late or descheduled thread's share is
+// taken over by the others (which thread runs a task never changes its result).
 struct Job {
-    const std::function<void(std::size_t)>* task;
-    std::size_t tasks;
-    std::atomic<std::size_t> next{0};
+    static constexpr std::size_t kMaxShares = 64;
+    struct alignas(64) Share {
+        std::atomic<std::size_t> next{0};
+        std::size_t end = 0;
+    };
+    const std::function<void(std::size_t)>* task = nullptr;
+    std::size_t shares = 1;
+    Share share[kMaxShares];
 
-    void drain() {
-        for (std::size_t i = next.fetch_add(1); i < tasks; i = next.fetch_add(1)) (*task)(i);
+    Job(const std::function<void(std::size_t)>& t, std::size_t tasks, std::size_t threads) : task(&t) {
+        shares = threads < kMaxShares ? threads : kMaxShares;
+        if (shares > tasks) shares = tasks;
+        for (std::size_t k = 0; k < shares; ++k) {
+            share[k].next.store(tasks * k / shares, std::memory_order_relaxed);
+            share[k].end = tasks * (k + 1) / shares;
+        }
+    }
+
+    void drain(std::size_t thread) {
+        for (std::size_t k = 0; k < shares; ++k) {
+            Share& s = share[(thread + k) % shares];
+            for (std::size_t i = s.next.fetch_add(1); i < s.end; i = s.next.fetch_add(1)) (*task)(i);
+        }
     }
 };
 
@@ -82,16 +103,14 @@ public:
             return;
         }
         ensure_workers(helpers);
-        Job job;
-        job.task = &task;
-        job.tasks = tasks;
+        Job job(task, tasks, helpers + 1);
         job_.store(&job);
         {
             std::lock_guard<std::mutex> lock(mutex_);  // pairs with the sleepers' predicate check
             generation_.fetch_add(1);
         }
         wake_.notify_all();
-        job.drain();
+        job.drain(0);
         job_.store(nullptr);
         for (int spin = 0; inside_.load() != 0; ++spin) {
             if (spin < kSpinIterations) {
@@ -104,10 +123,13 @@ public:
 
 private:
     void ensure_workers(std::size_t count) {
-        while (workers_.size() < count) workers_.emplace_back([this] { worker_loop(); });
+        while (workers_.size() < count) {
+            const std::size_t index = workers_.size() + 1;  // the caller is thread 0
+            workers_.emplace_back([this, index] { worker_loop(index); });
+        }
     }
 
-    void worker_loop() {
+    void worker_loop(std::size_t index) {
         std::uint64_t seen = generation_.load();
         for (;;) {
             std::uint64_t generation = generation_.load();
@@ -123,7 +145,7 @@ private:
             }
             seen = generation;
             inside_.fetch_add(1);  // before reading job_: see run()'s wait
-            if (Job* job = job_.load()) job->drain();
+            if (Job* job = job_.load()) job->drain(index);
             inside_.fetch_sub(1);
         }
     }
