@@ -32,7 +32,10 @@ from _machine import cpu_model
 # Nothing here may import numpy / torch at module level: thread counts are pinned first (main()).
 
 OPS = ("layer_norm", "rms_norm", "batch_norm_eval", "batch_norm_train")
-ONE_THREAD = "simdnorm[1 thread]"  # label of the same-run 1-thread timing in multi-thread runs
+# Labels of the thread-scaling loop of multi-thread runs (row["scaling"]): simdnorm's default ISA
+# at the run's thread count and at 1 thread, timed alternately in a loop of their own.
+SCALED = "simdnorm[threads]"
+ONE_THREAD = "simdnorm[1 thread]"
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -308,12 +311,13 @@ def measure(fn, repeat, sample_ms, max_total_s=8.0):
 
 
 @contextlib.contextmanager
-def one_thread(sn):
-    """simdnorm at 1 thread for the duration (the caller's thread count restored after)."""
+def one_thread(sn, isa):
+    """simdnorm at 1 thread on `isa` for the duration (the caller's thread count restored after)."""
     before = sn.get_num_threads()
     sn.set_num_threads(1)
     try:
-        yield
+        with sn.use_isa(isa):
+            yield
     finally:
         sn.set_num_threads(before)
 
@@ -918,11 +922,6 @@ def run_suite(args, threads):
                     log(args, f"  {name} [{label}]: FAILED {row['skipped'][label]}")
                     continue
                 entries.append((label, fn, ctx))
-            # With several threads, simdnorm's default ISA also at 1 thread in the same loop: the
-            # speed-up is then a same-run ratio (the thread counts otherwise run in separate
-            # processes, minutes apart, on a VM whose second core's speed drifts).
-            if threads > 1 and any(e[0] == f"simdnorm[{isas[0]}]" for e in entries):
-                entries.append((ONE_THREAD, data["runners"]["simdnorm"], lambda: one_thread(sn)))
             # The data-movement floor of this very case, timed alongside: one read of x and one write
             # of a same-size array (into a preallocated one for out= rows, a fresh one otherwise).
             x_in = data["x"]
@@ -943,6 +942,22 @@ def run_suite(args, threads):
                 pause_s=0.001 if threads > 1 else 0.0,
                 busy_after={"torch": 0.015} if threads > 1 else None,
             )
+            # The thread speed-up compares simdnorm with itself, so it gets a loop of its own:
+            # simdnorm at `threads` and at 1 thread alternating, nothing else between the samples.
+            # Inside the peers' loop the helper core sits idle through their samples and pauses
+            # and comes back slow, and PyTorch's workers leave it disturbed even 50 ms after their
+            # last call (BatchNorm train 8x256x14x14 NCHW at 2 threads: 25-27 us alone, 30-34 us
+            # with PyTorch in the loop; bench/README.md tuning log 17).
+            base_isa = info["isa_ratio_base"]
+            if threads > 1 and f"simdnorm[{base_isa}]" in [e[0] for e in entries]:
+                fn = data["runners"]["simdnorm"]
+                own = measure_interleaved(
+                    [(SCALED, fn, lambda: sn.use_isa(base_isa)), (ONE_THREAD, fn, lambda: one_thread(sn, base_isa))],
+                    args.repeat,
+                    args.sample_ms,
+                )
+                if not any(isinstance(r, Exception) for r in own.values()):
+                    row["scaling"] = {label: r["median_ns"] / 1e3 for label, r in own.items()}
             for label, r in timed.items():
                 if isinstance(r, Exception):
                     row["skipped"][label] = f"{type(r).__name__}: {str(r).splitlines()[0][:160] if str(r) else ''}"
@@ -1052,8 +1067,9 @@ def render(results, args):
         isas = info["isas_measured"]
         base = f"simdnorm[{info['isa_ratio_base']}]"
         peers = [p for p in PEERS if p in args.peers]
-        one = any(ONE_THREAD in row["us"] for row in result["rows"])
-        header = ["case"] + [f"sn {i} µs" for i in isas] + (["sn 1 thread µs", "speed-up"] if one else [])
+        one = any("scaling" in row for row in result["rows"])
+        header = ["case"] + [f"sn {i} µs" for i in isas]
+        header += [f"own loop: sn {t} / 1 thread µs", "speed-up"] if one else []
         header += [f"{p} µs" for p in peers]
         header += [f"{p}/sn" for p in peers]
         header += ["copy µs", "sn/copy", "sn GB/s", "% copy", "max abs err (sn ISAs / peers)"]
@@ -1065,8 +1081,9 @@ def render(results, args):
             cells += [fmt_us(us.get(f"simdnorm[{i}]")) for i in isas]
             b = us.get(base)
             if one:
-                single = us.get(ONE_THREAD)
-                cells += [fmt_us(single), f"{single / b:.2f}" if (single and b) else "—"]
+                own = row.get("scaling", {})
+                many, single = own.get(SCALED), own.get(ONE_THREAD)
+                cells += [f"{fmt_us(many)} / {fmt_us(single)}", f"{single / many:.2f}" if (single and many) else "—"]
             cells += [fmt_us(us.get(p)) if p in us else ("n/a" if p in row["skipped"] else "—") for p in peers]
             for p in peers:
                 cells.append(f"{us[p] / b:.2f}" if (b and p in us) else "—")

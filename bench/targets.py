@@ -27,7 +27,9 @@ def peer(name):
     return ("peer", name)
 
 
-ONE_THREAD = "simdnorm[1 thread]"  # bench_norms.py: simdnorm at 1 thread inside a multi-thread run
+# bench_norms.py's thread-scaling loop (row["scaling"]): simdnorm at the run's thread count and at 1.
+SCALED = "simdnorm[threads]"
+ONE_THREAD = "simdnorm[1 thread]"
 BEST_PEER = ("best", None)  # the fastest of the peers measured on that case
 SCALING = ("scaling", None)  # simdnorm at 1 thread over 2 threads
 
@@ -112,11 +114,14 @@ def _rows_by_threads(results):
 def _ratio(target, case, rows_by_threads, sn_key):
     """(ratio, what it compares) or (None, why not)."""
     kind, arg = target["measure"]
-    if kind == "scaling":  # the 2-thread run's same-loop 1-thread timing; else the 1-thread run's
+    if kind == "scaling":  # the 2-thread run's own scaling loop; else the 1-thread run's timing
         two = rows_by_threads.get(2, {}).get(case)
         if not two or sn_key not in two["us"]:
             return None, "needs a 2-thread run"
-        if ONE_THREAD in two["us"]:
+        own = two.get("scaling", {})
+        if SCALED in own and ONE_THREAD in own:
+            return own[ONE_THREAD] / own[SCALED], "1 thread / 2 threads, own loop"
+        if ONE_THREAD in two["us"]:  # results saved before the scaling loop existed
             return two["us"][ONE_THREAD] / two["us"][sn_key], "1 thread / 2 threads, same loop"
         one = rows_by_threads.get(1, {}).get(case)
         if not one or sn_key not in one["us"]:

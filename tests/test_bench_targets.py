@@ -46,6 +46,10 @@ def test_peer_best_peer_out_and_scaling_ratios():
     two_same_loop = _result(2, [_row("layer_norm 512x768", sn_avx512=25.0, **{"simdnorm[1 thread]": 45.0})])
     _, _, ratio, _, note, met = _find(targets.check([one, two_same_loop]), "2 threads", "layer_norm 512x768")
     assert ratio == 45.0 / 25.0 and met and "same loop" in note
+    own_loop = _row("layer_norm 512x768", sn_avx512=30.0, **{"simdnorm[1 thread]": 45.0})
+    own_loop["scaling"] = {"simdnorm[threads]": 24.0, "simdnorm[1 thread]": 42.0}  # preferred when present
+    _, _, ratio, _, note, met = _find(targets.check([one, _result(2, [own_loop])]), "2 threads", "layer_norm 512x768")
+    assert ratio == 42.0 / 24.0 and met and "own loop" in note
 
 
 def test_two_thread_run_alone_judges_no_one_thread_target():
