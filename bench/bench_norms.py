@@ -322,14 +322,15 @@ def one_thread(sn, isa):
         sn.set_num_threads(before)
 
 
-def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.0, busy_after=None):
+def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.0, busy_after=None, warm_s=0.0):
     """Like measure() for several implementations, taking their samples round-robin.
 
     entries: list of (label, fn, context_factory or None). Interleaving spreads slow drifts of a
     shared, noisy machine (other jobs, frequency changes) over every implementation alike, so the
     ratios stay meaningful even when absolute times wander. pause_s: sleep after every sample;
     busy_after: {label: seconds} of busy-waiting on this thread after that implementation's
-    samples (see the caller). Returns {label: stats or exception}.
+    samples (see the caller); warm_s: untimed calls for at least this long before each sample
+    (default: one). Returns {label: stats or exception}.
     """
     busy_after = busy_after or {}
     import contextlib
@@ -362,6 +363,10 @@ def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.
                 with ctx():
                     loop = range(inner)
                     fn()  # untimed: wakes thread pools that slept through the previous samples
+                    if warm_s:
+                        warm_end = clock() + warm_s * 1e9
+                        while clock() < warm_end:
+                            fn()
                     t0 = clock()
                     for _ in loop:
                         fn()
@@ -943,11 +948,12 @@ def run_suite(args, threads):
                 busy_after={"torch": 0.015} if threads > 1 else None,
             )
             # The thread speed-up compares simdnorm with itself, so it gets a loop of its own:
-            # simdnorm at `threads` and at 1 thread alternating, nothing else between the samples.
-            # Inside the peers' loop the helper core sits idle through their samples and pauses
-            # and comes back slow, and PyTorch's workers leave it disturbed even 50 ms after their
-            # last call (BatchNorm train 8x256x14x14 NCHW at 2 threads: 25-27 us alone, 30-34 us
-            # with PyTorch in the loop; bench/README.md tuning log 17).
+            # simdnorm at `threads` and at 1 thread alternating, nothing else between the samples,
+            # each sample after 2 ms of untimed calls. Its helper threads fall asleep during the
+            # 1-thread samples, and this VM takes 4 us to 1.5 ms to run a woken thread on an idle
+            # core (steady state is what a service calling in a loop sees). Inside the peers'
+            # loop that core also sits idle through their samples and PyTorch's leave it slow
+            # even 50 ms after their last call (bench/README.md tuning log 17).
             base_isa = info["isa_ratio_base"]
             if threads > 1 and f"simdnorm[{base_isa}]" in [e[0] for e in entries]:
                 fn = data["runners"]["simdnorm"]
@@ -955,6 +961,7 @@ def run_suite(args, threads):
                     [(SCALED, fn, lambda: sn.use_isa(base_isa)), (ONE_THREAD, fn, lambda: one_thread(sn, base_isa))],
                     args.repeat,
                     args.sample_ms,
+                    warm_s=0.002,
                 )
                 if not any(isinstance(r, Exception) for r in own.values()):
                     row["scaling"] = {label: r["median_ns"] / 1e3 for label, r in own.items()}

@@ -182,7 +182,7 @@ void run_norm(NormArgs<T> args, void (*kernel)(const NormArgs<T>&) noexcept, boo
     }
     const std::size_t per_outer = max_size(args.mid * args.inner, 1);
     const std::size_t chunk = max_size(1, kTaskElements / per_outer);
-    run_chunked(args.outer, chunk, total, [&](std::size_t first, std::size_t count) {
+    run_balanced(args.outer, chunk, total, [&](std::size_t first, std::size_t count) {
         NormArgs<T> part = args;
         part.x += static_cast<std::ptrdiff_t>(first) * args.x_outer_stride;
         part.y += static_cast<std::ptrdiff_t>(first) * args.y_outer_stride;
