@@ -78,9 +78,10 @@ void run_chunked(std::size_t n, std::size_t chunk, std::size_t total_elements, c
 // 8x256x14x14 NCHW at 2 threads, 13 tasks of 20 channels (shares of 120 and 136) -> 14 of 18-19.
 template <class Task>
 void run_balanced(std::size_t n, std::size_t chunk, std::size_t total_elements, const Task& task) {
-    const std::size_t threads = static_cast<std::size_t>(get_num_threads());
     std::size_t tasks = ceil_div(n, chunk);
-    if (total_elements < kMinParallelElements || tasks <= 1 || threads <= 1) {
+    const std::size_t threads =
+        total_elements >= kMinParallelElements && tasks > 1 ? static_cast<std::size_t>(get_num_threads()) : 1;
+    if (threads <= 1) {
         task(0, n);
         return;
     }
