@@ -950,7 +950,7 @@ def run_suite(args, threads):
             # The thread speed-up compares simdnorm with itself, so it gets a loop of its own:
             # simdnorm at `threads` and at 1 thread alternating, nothing else between the samples,
             # each sample after 2 ms of untimed calls. Its helper threads fall asleep during the
-            # 1-thread samples, and this VM takes 4 us to 1.5 ms to run a woken thread on an idle
+            # 1-thread samples, and this VM takes 3 us to 1.5 ms to run a woken thread on an idle
             # core (steady state is what a service calling in a loop sees). Inside the peers'
             # loop that core also sits idle through their samples and PyTorch's leave it slow
             # even 50 ms after their last call (bench/README.md tuning log 17).
