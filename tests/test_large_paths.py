@@ -107,3 +107,27 @@ def test_streamed_layer_norm_in_place(isa):
     expected = simdnorm.layer_norm(x)
     simdnorm.layer_norm(x, out=x)
     np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.parametrize("channels", [64, 3, 100])
+@pytest.mark.parametrize("offset", [0, 1, 4])  # out= line-aligned or not
+def test_streamed_channels_last_rows_equal_small_calls(isa, channels, offset):
+    """Channels-last rows back to back run as one flat loop whose vectors span rows, streamed past
+    16 MiB: every sample equals a call on that sample alone (cached, same flat loop), whatever
+    out='s alignment; BatchNorm training output matches the float64 reference."""
+    rng = np.random.default_rng(channels + offset)
+    pixels = (17 << 20) // (4 * channels) // 16 + 1
+    x = rng.standard_normal((16, pixels, channels)).astype(np.float32)
+    scale, shift = rng.uniform(0.5, 2, channels).astype(np.float32), rng.standard_normal(channels).astype(np.float32)
+    out = np.empty(x.size + offset, np.float32)[offset:].reshape(x.shape)
+    simdnorm.scale_shift(x, scale, shift, axis=-1, out=out)
+    for n in (0, 7, 15):
+        np.testing.assert_array_equal(out[n], simdnorm.scale_shift(x[n : n + 1], scale, shift, axis=-1)[0])
+    np.testing.assert_allclose(out, reference.scale_shift(x, scale, shift, axis=-1), rtol=1e-6, atol=1e-6)
+    rm, rv = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+    simdnorm.batch_norm(x, rm, rv, scale, shift, training=True, axis=-1, out=out)
+    expected, exp_rm, exp_rv = reference.batch_norm(x, np.zeros(channels), np.ones(channels), scale, shift,
+                                                    training=True, axis=-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(rm, exp_rm, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rv, exp_rv, rtol=1e-5)

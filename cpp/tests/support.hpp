@@ -150,21 +150,22 @@ struct Strided {
     std::size_t size() const { return outer * mid * inner; }
 };
 
+// `lead` elements of storage before the view shift its alignment (and are checked as gaps).
 template <class T>
 Strided<T> make_strided(std::size_t outer, std::size_t mid, std::size_t inner, std::size_t mid_pad,
-                        std::size_t outer_pad, bool reversed, T fill) {
+                        std::size_t outer_pad, bool reversed, T fill, std::size_t lead = 0) {
     Strided<T> s;
     s.outer = outer;
     s.mid = mid;
     s.inner = inner;
     const std::size_t mid_stride = inner == 1 ? 1 : inner + mid_pad;  // rows layout needs mid stride 1
     const std::size_t outer_stride = mid * mid_stride + outer_pad;
-    s.storage.assign(outer * outer_stride + 1, fill);
+    s.storage.assign(lead + outer * outer_stride + 1, fill);
     s.mid_stride = static_cast<std::ptrdiff_t>(mid_stride);
     s.outer_stride = static_cast<std::ptrdiff_t>(outer_stride);
-    std::size_t first = 0;
+    std::size_t first = lead;
     if (reversed) {
-        first = (outer - 1) * outer_stride;
+        first += (outer - 1) * outer_stride;
         s.outer_stride = -s.outer_stride;
         if (inner > 1) {
             first += (mid - 1) * mid_stride;

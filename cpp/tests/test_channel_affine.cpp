@@ -15,6 +15,9 @@ struct AffineCase {
     bool reversed = false;
     bool centered = false;
     double offset = 0.0;  // common offset of x (and of center)
+    bool y_like_x = false;  // y without extra padding: back-to-back rows stay back to back
+    std::size_t x_lead = 0, y_lead = 0;  // elements before each view (alignment)
+    bool stream = false;  // non-temporal stores
 };
 
 template <class T>
@@ -22,7 +25,8 @@ void check_channel_affine(const AffineCase& c, std::uint64_t seed) {
     std::ostringstream context;  // a std::string for INFO: doctest prints a const char* as a pointer
     context << type_name<T>() << " outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner << " mid_pad=" << c.mid_pad
                         << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "")
-                        << (c.centered ? " centered" : "") << " offset=" << c.offset;
+                        << (c.centered ? " centered" : "") << " offset=" << c.offset << (c.y_like_x ? " y_like_x" : "")
+                        << " x_lead=" << c.x_lead << " y_lead=" << c.y_lead << (c.stream ? " stream" : "");
     INFO(context.str());
     const std::size_t n = c.outer * c.mid * c.inner;
     const std::vector<T> values = normal_values<T>(n, seed, c.offset, 1.0);
@@ -42,10 +46,11 @@ void check_channel_affine(const AffineCase& c, std::uint64_t seed) {
     }
 
     auto run = [&](const Variant& v, bool in_place) {
-        Strided<T> x = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed, nan);
+        Strided<T> x = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed, nan, c.x_lead);
         fill_view(x, values);
-        Strided<T> y = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad + 2, c.outer_pad + 1, c.reversed,
-                                       T(kUnwritten));
+        const std::size_t extra = c.y_like_x ? 0 : 1;
+        Strided<T> y = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad + 2 * extra, c.outer_pad + extra, c.reversed,
+                                       T(kUnwritten), c.y_lead);
         ChannelAffineArgs<T> a;
         a.x = x.base;
         a.y = in_place ? x.base : y.base;
@@ -59,6 +64,7 @@ void check_channel_affine(const AffineCase& c, std::uint64_t seed) {
         a.x_mid_stride = x.mid_stride;
         a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
         a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
+        a.stream_output = c.stream;
         v.get<T>().channel_affine(a);
         CHECK_MESSAGE(touched_gaps(x, nan) == 0, "wrote into x's gaps");
         if (in_place) return gather(x);
@@ -86,6 +92,31 @@ TEST_SUITE("channel_affine") {
         for (bool centered : {false, true}) {
             for (std::size_t mid = 1; mid <= 70; ++mid) check_channel_affine<T>({3, mid, 1, 0, 2, mid % 2 == 0, centered}, ++seed);
             for (std::size_t mid : {257, 1000}) check_channel_affine<T>({2, mid, 1, 0, 1, false, centered}, ++seed);
+        }
+    }
+
+    // Rows back to back in x and y with up to 4 KiB of channels run as one flat loop whose vectors span
+    // rows (kernels.inl, channel_affine_periodic) when streamed, or cached with x and y equally off
+    // alignment: every channel count around the vector widths, both placements, cached and streamed.
+    TEST_CASE_TEMPLATE("channels-last rows back to back", T, float, double) {
+        std::uint64_t seed = 7000;
+        const std::size_t per_4k = 4096 / sizeof(T);
+        const std::size_t leads[][2] = {{0, 0}, {1, 1}, {5, 5}, {1, 0}, {2, 5}};  // x, y
+        for (bool stream : {false, true}) {
+            for (bool centered : {false, true}) {
+                for (const auto& lead : leads) {
+                    for (std::size_t mid : {std::size_t(1), std::size_t(2), std::size_t(3), std::size_t(7), std::size_t(8),
+                                            std::size_t(15), std::size_t(16), std::size_t(17), std::size_t(33),
+                                            std::size_t(64), std::size_t(100), per_4k, per_4k + 1}) {
+                        AffineCase c{mid > per_4k ? 9 : 64, mid, 1, 0, 0, false, centered};
+                        c.y_like_x = true;
+                        c.x_lead = lead[0];
+                        c.y_lead = lead[1];
+                        c.stream = stream;
+                        check_channel_affine<T>(c, ++seed);
+                    }
+                }
+            }
         }
     }
 

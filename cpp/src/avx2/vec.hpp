@@ -30,6 +30,8 @@ inline __m256i first_lanes_64(std::size_t n) {
 
 inline Vec<float> load(const float* p) { return {_mm256_loadu_ps(p)}; }
 inline Vec<double> load(const double* p) { return {_mm256_loadu_pd(p)}; }
+// x of a one-pass stream from memory (avx512/vec.hpp splits it; here a plain load).
+template <class T> inline Vec<T> load_streaming(const T* p) { return load(p); }
 // vmaskmov suppresses faults on inactive lanes, so tails are page-safe.
 inline Vec<float> load_partial(const float* p, std::size_t n) { return {_mm256_maskload_ps(p, first_lanes_32(n))}; }
 inline Vec<double> load_partial(const double* p, std::size_t n) { return {_mm256_maskload_pd(p, first_lanes_64(n))}; }

@@ -25,6 +25,17 @@ inline __mmask8 mask8(std::size_t n) { return static_cast<__mmask8>((1u << n) - 
 
 inline Vec<float> load(const float* p) { return {_mm512_loadu_ps(p)}; }
 inline Vec<double> load(const double* p) { return {_mm512_loadu_pd(p)}; }
+// Load of x in a one-pass stream from memory next to non-temporal stores: two 256-bit halves. There a
+// 512-bit load straddling two cache lines (x 16 bytes off a line, as NumPy places large arrays) cost
+// the measured Zen 5 up to 15 %, depending on y's offset in the page; halves cost nothing measurable,
+// aligned or not (bench/README.md tuning log 18). In-cache loops keep load(): there the extra insert
+// costs (LayerNorm 512x768 +20 %).
+inline Vec<float> load_streaming(const float* p) {
+    return {_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p)), _mm256_loadu_ps(p + 8), 1)};
+}
+inline Vec<double> load_streaming(const double* p) {
+    return {_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(p)), _mm256_loadu_pd(p + 4), 1)};
+}
 // Masked loads never touch memory past p + n (fault suppression), so tails are page-safe.
 inline Vec<float> load_partial(const float* p, std::size_t n) { return {_mm512_maskz_loadu_ps(mask16(n), p)}; }
 inline Vec<double> load_partial(const double* p, std::size_t n) { return {_mm512_maskz_loadu_pd(mask8(n), p)}; }

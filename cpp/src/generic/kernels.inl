@@ -403,18 +403,116 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
     }
 }
 
+// Channels-last rows that follow each other in x and in y, with at most kPeriodicChannelBytes of
+// channels, run as one flat loop (channel_affine_periodic) where that aligns what a loop per row
+// cannot:
+// - streamed y (non-temporal stores need it vector-aligned): per row, a y off its line began and
+//   ended every row with partial lines;
+// - cached, x and y equally off a vector boundary: the flat loop aligns both once.
+// Elsewhere the loop per row is faster in cache: two rows per pass share the per-channel loads, and
+// with x aligned and y not, its split stores cost less than the flat loop's split loads would
+// (scale_shift 64x768: 3.2 vs 4.6 us). Building the tables costs about three rows' loads, hence the
+// minimum row counts.
+constexpr std::size_t kPeriodicChannelBytes = 4096;
+constexpr std::size_t kPeriodicMinRowsStreamed = 8;
+constexpr std::size_t kPeriodicMinRowsCached = 64;
+
+template <class T>
+bool channels_last_periodic(const ChannelAffineArgs<T>& a) noexcept {
+    const auto row = static_cast<std::ptrdiff_t>(a.mid);
+    if (a.inner != 1 || a.mid * sizeof(T) > kPeriodicChannelBytes || a.x_outer_stride != row ||
+        a.y_outer_stride != row) {
+        return false;
+    }
+    const std::uintptr_t x_off = reinterpret_cast<std::uintptr_t>(a.x) % sizeof(Vec<T>);
+    const std::uintptr_t y_off = reinterpret_cast<std::uintptr_t>(a.y) % sizeof(Vec<T>);
+    if (a.stream_output) return a.outer >= kPeriodicMinRowsStreamed && y_off % sizeof(T) == 0;
+    return a.outer >= kPeriodicMinRowsCached && x_off == y_off && y_off != 0;
+}
+
+// Channels-last rows back to back: one flat run over outer * mid values whose vectors may span two
+// rows, the per-channel values read from tables that repeat the channels (table[j] = v[j % mid] for
+// j < mid + lanes). Against one loop per row this aligns y once instead of per row (streamed
+// 64-channel rows into a y 16 bytes off a line began and ended each 256-byte row with partial lines:
+// 2.4x slower), places the tables so that their loads do not straddle cache lines whatever the
+// caller's scale / shift alignment, and has no per-row loop overhead. AVX-512, 32x56x56x64:
+// bench/README.md tuning log 18.
+template <class T, bool Centered, bool Stream>
+void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    constexpr std::size_t kMaxChannels = kPeriodicChannelBytes / sizeof(T);
+    const std::size_t channels = a.mid, n = a.outer * a.mid;
+    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(a.y);
+    std::size_t head = address % sizeof(T) == 0 ? ((sizeof(V) - address % sizeof(V)) % sizeof(V)) / sizeof(T) : 0;
+    if (head > n) head = n;
+
+    // Table base chosen so that base + head is vector-aligned: every body position is head plus a
+    // multiple of L, so when L divides mid every table load is aligned.
+    alignas(64) T storage[3][kMaxChannels + 2 * L];
+    const std::size_t base = (L - head % L) % L;
+    const T* sources[3] = {Centered ? a.center : a.scale, a.scale, a.offset};
+    T* tables[3];
+    for (int k = Centered ? 0 : 1; k < 3; ++k) {
+        T* table = storage[k] + base;
+        std::size_t j = 0;
+        for (; j + L <= channels; j += L) store(table + j, load(sources[k] + j));
+        if (j < channels) store_partial(table + j, load_partial(sources[k] + j, channels - j), channels - j);
+        if (channels >= L) {
+            store(table + channels, load(table));
+        } else {
+            for (j = channels; j < channels + L; ++j) table[j] = table[j - channels];
+        }
+        tables[k] = table;
+    }
+    const T* center = tables[0];
+    const T* scale = tables[1];
+    const T* offset = tables[2];
+    auto make = [&](std::size_t i, std::size_t t, std::size_t valid) {
+        const bool full = valid == L;
+        const V xv = full ? (Stream ? load_streaming(a.x + i) : load(a.x + i)) : load_partial(a.x + i, valid);
+        const V c = Centered ? (full ? load(center + t) : load_partial(center + t, valid)) : V{};
+        const V sc = full ? load(scale + t) : load_partial(scale + t, valid);
+        const V of = full ? load(offset + t) : load_partial(offset + t, valid);
+        return mul_add(Centered ? xv - c : xv, sc, of);
+    };
+
+    std::size_t i = 0, t = 0;  // t = i % channels, kept without dividing
+    if (head != 0) {
+        store_partial(a.y, make(0, 0, head), head);
+        i = head;
+        t = head % channels;
+    }
+    const std::size_t step = L % channels;
+    for (; i + L <= n; i += L) {
+        const V r = make(i, t, L);
+        if (Stream) {
+            store_stream(a.y + i, r);
+        } else {
+            store(a.y + i, r);
+        }
+        t += step;
+        if (t >= channels) t -= channels;
+    }
+    if (i < n) store_partial(a.y + i, make(i, t, n - i), n - i);
+}
+
 template <class T, bool Centered>
 void channel_affine_impl(const ChannelAffineArgs<T>& a) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     if (a.inner == 1) {  // channels-last: vectors across channels
+        if (channels_last_periodic(a)) {
+            if (a.stream_output) return channel_affine_periodic<T, Centered, true>(a);
+            return channel_affine_periodic<T, Centered, false>(a);
+        }
         for (std::size_t o = 0; o < a.outer; ++o) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
             T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
             if (a.stream_output) {
                 write_run(y, a.mid, true, [&](std::size_t i, std::size_t n) {
                     if (n == L) {
-                        const V xv = Centered ? load(x + i) - load(a.center + i) : load(x + i);
+                        const V xv = Centered ? load_streaming(x + i) - load(a.center + i) : load_streaming(x + i);
                         return mul_add(xv, load(a.scale + i), load(a.offset + i));
                     }
                     const V xv =
@@ -466,7 +564,7 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
             const V center = splat(Centered ? a.center[c] : T(0)), scale = splat(a.scale[c]), offset = splat(a.offset[c]);
             if (a.stream_output) {
                 write_run(y, a.inner, true, [&](std::size_t i, std::size_t n) {
-                    const V xv = n == L ? load(x + i) : load_partial(x + i, n);
+                    const V xv = n == L ? load_streaming(x + i) : load_partial(x + i, n);
                     return mul_add(Centered ? xv - center : xv, scale, offset);
                 });
                 continue;

@@ -22,6 +22,8 @@ template <> struct Acc<double> { float64x2_t v; };
 
 inline Vec<float> load(const float* p) { return {vld1q_f32(p)}; }
 inline Vec<double> load(const double* p) { return {vld1q_f64(p)}; }
+// x of a one-pass stream from memory (avx512/vec.hpp splits it; here a plain load).
+template <class T> inline Vec<T> load_streaming(const T* p) { return load(p); }
 // NEON has no masked loads or stores: a full vld1q/vst1q at the tail could cross into an unmapped
 // page (or, for stores, clobber a neighbour), so tails go through a lane buffer with scalar copies.
 // Inactive lanes read as zero, as the generic reductions require.

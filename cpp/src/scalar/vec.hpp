@@ -13,6 +13,8 @@ template <class T> struct Acc { double v; };
 constexpr int kVectorRegisters = 16;
 
 template <class T> inline Vec<T> load(const T* p) { return {*p}; }
+// x of a one-pass stream from memory (avx512/vec.hpp splits it; here a plain load).
+template <class T> inline Vec<T> load_streaming(const T* p) { return load(p); }
 template <class T> inline Vec<T> load_partial(const T*, std::size_t) { return {T(0)}; }  // n < 1 lane: empty
 template <class T> inline void store(T* p, Vec<T> a) { *p = a.v; }
 template <class T> inline void store_partial(T*, Vec<T>, std::size_t) {}
