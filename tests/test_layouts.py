@@ -249,3 +249,29 @@ def test_batch_norm_training_strided_running_stats(isa, rng, dtype):
     np.testing.assert_allclose(rv, erv, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(holder_m[-2::-2], 0)  # the skipped slots are untouched
     np.testing.assert_array_equal(holder_v[1::2], 1)
+
+
+def _placed(shape, dtype, lead):
+    """A C-contiguous array `lead` elements past a 64-byte boundary."""
+    size = int(np.prod(shape))
+    raw = np.empty(size + lead + 64, dtype)
+    start = (-raw.ctypes.data % 64) // raw.itemsize + lead
+    return raw[start : start + size].reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 5, 16, 64, 100])
+@pytest.mark.parametrize("leads", [(0, 0), (1, 1), (3, 3), (0, 1), (2, 0)])  # x, out
+def test_channels_last_rows_any_placement(isa, rng, dtype, channels, leads):
+    """Channels-last rows back to back (one flat loop when x and out are equally off alignment, a
+    loop per row otherwise): same values for every placement of x and out, in place too."""
+    x = _placed((70, channels), dtype, leads[0])
+    x[...] = rng.standard_normal(x.shape)
+    scale, shift = rng.uniform(0.5, 2, channels).astype(dtype), rng.standard_normal(channels).astype(dtype)
+    out = _placed(x.shape, dtype, leads[1])
+    expected = reference.scale_shift(x, scale, shift, axis=-1)
+    t = reference.tol(dtype)
+    np.testing.assert_allclose(simdnorm.scale_shift(x, scale, shift, axis=-1, out=out), expected, **t)
+    np.testing.assert_array_equal(out, simdnorm.scale_shift(np.ascontiguousarray(x), scale, shift, axis=-1))
+    simdnorm.scale_shift(x, scale, shift, axis=-1, out=x)
+    np.testing.assert_array_equal(x, out)
