@@ -121,8 +121,7 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
         const V c = splat(pivot), r = splat(static_cast<T>(current.rstd)), s = splat(shift);
         const T* next = row_x(o + 1);
         // Streamed: whole vectors of y from `head` on are aligned for the non-temporal stores.
-        const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(y);
-        const std::size_t head = Stream ? min_size(((sizeof(V) - address % sizeof(V)) % sizeof(V)) / sizeof(T), n) : 0;
+        const std::size_t head = Stream ? min_size(elements_to_vector_boundary(y), n) : 0;
         const std::size_t blocks = (n - head) / B, steps = n / B;
         const T next_pivot = pivot_estimate(next, n);
         store(pivot_lanes, splat(next_pivot));

@@ -7,6 +7,13 @@ inline double inverse_std(double m2, double count, double eps) {
     return 1.0 / std::sqrt(clamp_non_negative(m2 / count) + eps);
 }
 
+// Elements of T from p up to the next vector boundary (< lanes); p must be element-aligned.
+template <class T>
+inline std::size_t elements_to_vector_boundary(const T* p) {
+    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(p);
+    return ((sizeof(Vec<T>) - address % sizeof(Vec<T>)) % sizeof(Vec<T>)) / sizeof(T);
+}
+
 // y[i, i + valid) = make(i, valid) over [0, n), one vector at a time (valid < lanes only at the
 // tail, and at the head when streaming). With `stream`, the part of y aligned to a whole vector
 // is written with non-temporal stores; the head up to that alignment uses a partial store.
@@ -15,9 +22,8 @@ inline void write_run(T* y, std::size_t n, bool stream, Make&& make) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     std::size_t i = 0;
-    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(y);
-    if (stream && n >= 2 * L && address % sizeof(T) == 0) {
-        const std::size_t head = ((sizeof(V) - address % sizeof(V)) % sizeof(V)) / sizeof(T);  // < L
+    if (stream && n >= 2 * L && reinterpret_cast<std::uintptr_t>(y) % sizeof(T) == 0) {
+        const std::size_t head = elements_to_vector_boundary(y);
         if (head != 0) {
             store_partial(y, make(std::size_t(0), head), head);
             i = head;
@@ -445,9 +451,8 @@ void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
     constexpr std::size_t L = V::lanes;
     constexpr std::size_t kMaxChannels = kPeriodicChannelBytes / sizeof(T);
     const std::size_t channels = a.mid, n = a.outer * a.mid;
-    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(a.y);
-    std::size_t head = address % sizeof(T) == 0 ? ((sizeof(V) - address % sizeof(V)) % sizeof(V)) / sizeof(T) : 0;
-    if (head > n) head = n;
+    const std::size_t head =
+        reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0 ? min_size(elements_to_vector_boundary(a.y), n) : 0;
 
     // Table base chosen so that base + head is vector-aligned: every body position is head plus a
     // multiple of L, so when L divides mid every table load is aligned.
