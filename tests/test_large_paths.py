@@ -101,6 +101,24 @@ def test_streamed_layer_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype, a
     assert np.isnan(out[7]).all() and not np.isnan(out[8]).any()
 
 
+@pytest.mark.parametrize("cols, dtype", [(1000, np.float32), (1024, np.float32), (515, np.float64)])
+def test_streamed_rms_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype):
+    """Streamed rows write the partial vectors at each end with element-wise non-temporal stores:
+    every row equals the cached path's, rows of 1000 floats alternating their line alignment."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = (17 << 20) // (cols * itemsize) + 3
+    rng = np.random.default_rng(cols)
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    w = rng.uniform(0.5, 2, cols).astype(dtype)
+    for shift in (0, 1, 3, 5):
+        out = np.empty(rows * cols + shift, dtype)[shift:].reshape(rows, cols)
+        assert simdnorm.rms_norm(x, w, out=out) is out
+        block = (4 << 20) // (cols * itemsize)  # 4 MiB of output: not streamed
+        for start in range(0, rows, block):
+            part = slice(start, start + block)
+            np.testing.assert_array_equal(out[part], simdnorm.rms_norm(x[part], w))
+
+
 def test_streamed_layer_norm_in_place(isa):
     """out=x: each row is written after its statistics and before nothing else reads it."""
     x = _streamed_rows_case(4400, 1024, np.float32, seed=3)

@@ -15,20 +15,25 @@ inline std::size_t elements_to_vector_boundary(const T* p) {
 }
 
 // y[i, i + valid) = make(i, valid) over [0, n), one vector at a time (valid < lanes only at the
-// tail, and at the head when streaming). With `stream`, the part of y aligned to a whole vector
-// is written with non-temporal stores; the head up to that alignment uses a partial store.
+// tail, and at the head when streaming). With `stream`, all of y is written with non-temporal
+// stores: whole vectors from y's first vector boundary on, the partial ones before and after
+// element by element (store_stream_partial: no ordinary store meets a streamed line). Always
+// inlined: left to the compiler with make called in three places, it became a function of its own
+// and AVX2 streamed LayerNorm rows ran 30-50 % slower (bench/README.md tuning log 19).
 template <class T, class Make>
-inline void write_run(T* y, std::size_t n, bool stream, Make&& make) {
+SIMDNORM_ALWAYS_INLINE void write_run(T* y, std::size_t n, bool stream, Make&& make) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     std::size_t i = 0;
     if (stream && n >= 2 * L && reinterpret_cast<std::uintptr_t>(y) % sizeof(T) == 0) {
         const std::size_t head = elements_to_vector_boundary(y);
         if (head != 0) {
-            store_partial(y, make(std::size_t(0), head), head);
+            store_stream_partial(y, make(std::size_t(0), head), head);
             i = head;
         }
         for (; i + L <= n; i += L) store_stream(y + i, make(i, L));
+        if (i < n) store_stream_partial(y + i, make(i, n - i), n - i);
+        return;
     }
     for (; i + L <= n; i += L) store(y + i, make(i, L));
     if (i < n) store_partial(y + i, make(i, n - i), n - i);
@@ -57,8 +62,9 @@ void normalize_row(const T* x, T* y, std::size_t n, T pivot, T rstd, T shift, co
         }
         return t;
     };
+    // Streamed: x comes from memory too; AVX-512 loads it in halves (load_streaming, vec.hpp).
     write_run(y, n, stream, [&](std::size_t i, std::size_t valid) {
-        return apply(valid == L ? load(x + i) : load_partial(x + i, valid), i, valid);
+        return apply(valid == L ? (stream ? load_streaming(x + i) : load(x + i)) : load_partial(x + i, valid), i, valid);
     });
 }
 
@@ -486,7 +492,7 @@ void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
 
     std::size_t i = 0, t = 0;  // t = i % channels, kept without dividing
     if (head != 0) {
-        store_partial(a.y, make(0, 0, head), head);
+        store_partial_maybe_stream<Stream>(a.y, make(0, 0, head), head);
         i = head;
         t = head % channels;
     }
@@ -501,7 +507,7 @@ void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
         t += step;
         if (t >= channels) t -= channels;
     }
-    if (i < n) store_partial(a.y + i, make(i, t, n - i), n - i);
+    if (i < n) store_partial_maybe_stream<Stream>(a.y + i, make(i, t, n - i), n - i);
 }
 
 template <class T, bool Centered>

@@ -52,6 +52,7 @@ inline void store_partial(double* p, Vec<double> a, std::size_t n) {
 // No non-temporal store intrinsic in AdvSIMD (STNP needs inline asm): plain stores.
 inline void store_stream(float* p, Vec<float> a) { vst1q_f32(p, a.v); }
 inline void store_stream(double* p, Vec<double> a) { vst1q_f64(p, a.v); }
+template <class T> inline void store_stream_partial(T* p, Vec<T> a, std::size_t n) { store_partial(p, a, n); }
 inline void stream_fence() {}
 inline Vec<float> splat(float s) { return {vdupq_n_f32(s)}; }
 inline Vec<double> splat(double s) { return {vdupq_n_f64(s)}; }

@@ -20,6 +20,7 @@ template <class T> inline void store(T* p, Vec<T> a) { *p = a.v; }
 template <class T> inline void store_partial(T*, Vec<T>, std::size_t) {}
 // No portable non-temporal store in the baseline: a plain store.
 template <class T> inline void store_stream(T* p, Vec<T> a) { *p = a.v; }
+template <class T> inline void store_stream_partial(T* p, Vec<T> a, std::size_t n) { store_partial(p, a, n); }
 inline void stream_fence() {}
 template <class T> inline Vec<T> splat(T s) { return {s}; }
 
