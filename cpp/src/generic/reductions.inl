@@ -31,7 +31,11 @@ inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b
 // do not follow that, so the pass asks for the rows kPrefetchRows ahead itself.
 constexpr std::size_t kPrefetchRows = 8;
 inline void prefetch_read(const void* p) {
-#if defined(__GNUC__)
+#if defined(__GNUC__) && defined(__x86_64__)
+    // Volatile asm, not __builtin_prefetch: GCC 12 -O3 left no prefetch instruction of
+    // prefetch_row_ahead in the streamed LayerNorm row loops (bench/README.md tuning log 19).
+    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#elif defined(__GNUC__)
     __builtin_prefetch(p, 0, 3);
 #else
     (void)p;
