@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include "x86/stream_elements.hpp"
+
 namespace simdnorm::avx2 {
 namespace {
 
@@ -43,19 +45,12 @@ inline void store_partial(double* p, Vec<double> a, std::size_t n) { _mm256_mask
 // a stream_fence() must follow the last one before other threads read the data.
 inline void store_stream(float* p, Vec<float> a) { _mm256_stream_ps(p, a.v); }
 inline void store_stream(double* p, Vec<double> a) { _mm256_stream_pd(p, a.v); }
-// A partial vector's n elements as non-temporal element stores (movnti), p element-aligned: streamed
-// rows that do not start on a vector boundary then write every byte of y through the write-combining
-// buffers. An ordinary store to a line that non-temporal stores also write (the tail of one row, the
-// head of the next) waits for that line from memory (bench/README.md tuning log 19).
-inline void store_stream_partial(float* p, Vec<float> a, std::size_t n) {
-    alignas(32) int bits[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(bits), _mm256_castps_si256(a.v));
-    for (std::size_t i = 0; i < n; ++i) _mm_stream_si32(reinterpret_cast<int*>(p + i), bits[i]);
-}
-inline void store_stream_partial(double* p, Vec<double> a, std::size_t n) {
-    alignas(32) long long bits[4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(bits), _mm256_castpd_si256(a.v));
-    for (std::size_t i = 0; i < n; ++i) _mm_stream_si64(reinterpret_cast<long long*>(p + i), bits[i]);
+// A partial vector's n elements as non-temporal element stores (movnti), p element-aligned
+// (x86/stream_elements.hpp says why).
+template <class T> inline void store_stream_partial(T* p, Vec<T> a, std::size_t n) {
+    alignas(32) T lanes[Vec<T>::lanes];
+    store(lanes, a);
+    x86::stream_elements(p, lanes, n);
 }
 inline void stream_fence() { _mm_sfence(); }
 inline Vec<float> splat(float s) { return {_mm256_set1_ps(s)}; }

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include "x86/stream_elements.hpp"
+
 namespace simdnorm::avx512 {
 namespace {
 
@@ -47,17 +49,12 @@ inline void store_partial(double* p, Vec<double> a, std::size_t n) { _mm512_mask
 // a stream_fence() must follow the last one before other threads read the data.
 inline void store_stream(float* p, Vec<float> a) { _mm512_stream_ps(p, a.v); }
 inline void store_stream(double* p, Vec<double> a) { _mm512_stream_pd(p, a.v); }
-// A partial vector's n elements as non-temporal element stores (movnti), p element-aligned: see
-// avx2/vec.hpp.
-inline void store_stream_partial(float* p, Vec<float> a, std::size_t n) {
-    alignas(64) int bits[16];
-    _mm512_store_si512(bits, _mm512_castps_si512(a.v));
-    for (std::size_t i = 0; i < n; ++i) _mm_stream_si32(reinterpret_cast<int*>(p + i), bits[i]);
-}
-inline void store_stream_partial(double* p, Vec<double> a, std::size_t n) {
-    alignas(64) long long bits[8];
-    _mm512_store_si512(bits, _mm512_castpd_si512(a.v));
-    for (std::size_t i = 0; i < n; ++i) _mm_stream_si64(reinterpret_cast<long long*>(p + i), bits[i]);
+// A partial vector's n elements as non-temporal element stores (movnti), p element-aligned
+// (x86/stream_elements.hpp says why).
+template <class T> inline void store_stream_partial(T* p, Vec<T> a, std::size_t n) {
+    alignas(64) T lanes[Vec<T>::lanes];
+    store(lanes, a);
+    x86::stream_elements(p, lanes, n);
 }
 inline void stream_fence() { _mm_sfence(); }
 inline Vec<float> splat(float s) { return {_mm512_set1_ps(s)}; }
