@@ -210,7 +210,7 @@ std::size_t element_count(const std::vector<py::ssize_t>& shape) {
 py::array param_array(py::handle obj, const char* name, const py::array& like,
                       const std::vector<py::ssize_t>& shape) {
     if (obj.is_none()) return null_array();
-    py::array a;
+    py::array a = null_array();  // a default py::array would allocate an empty NumPy array
     if (py::isinstance<py::array>(obj)) {
         a = py::reinterpret_borrow<py::array>(obj);
         if (!a.dtype().is(like.dtype())) {

@@ -94,7 +94,7 @@ enum class ValueKind { real, count };
 py::array staged_value(py::handle value, const std::string& name, const py::dtype& dtype, const Shape& shape,
                        ValueKind kind) {
     if (value.is_none()) throw py::type_error(name + " must be an array, got None");
-    py::array a;
+    py::array a = null_array();
     try {
         a = numpy().attr("asarray")(value);
     } catch (py::error_already_set& e) {
