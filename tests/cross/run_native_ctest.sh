@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the C++ core and its tests for this machine and runs them with ctest (every compiled
 # variant the CPU supports vs scalar and the float64 reference).
+# Then tests/cross/check_codegen.sh reads the x86 kernel objects for dropped prefetches / stores.
 # Usage: tests/cross/run_native_ctest.sh   (from anywhere; exits non-zero on any failure)
 set -euo pipefail
 
@@ -18,3 +19,5 @@ cmake -S "${repo}" -B "${build}" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DSIMDNORM_BUILD_PYTHON=OFF -DSIMDNORM_BUILD_TESTS=ON
 cmake --build "${build}"
 ctest --test-dir "${build}" --output-on-failure -j 2
+# Instructions no numerical test can see (prefetches, streamed stores, inlining): read the objects.
+bash "${repo}/tests/cross/check_codegen.sh" "${build}"
