@@ -2,6 +2,7 @@
 #include "array_args.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
@@ -32,17 +33,33 @@ struct Axis {
     std::ptrdiff_t stride;  // elements
 };
 
+// Axes of one role in describe_layout: a fixed-capacity list (NumPy arrays have at most 64
+// dimensions), so the per-call layout analysis allocates nothing.
+class AxisList {
+public:
+    static constexpr std::size_t kCapacity = 64;
+    void push_back(const Axis& axis) { items_[count_++] = axis; }
+    bool empty() const { return count_ == 0; }
+    std::size_t size() const { return count_; }
+    const Axis& operator[](std::size_t i) const { return items_[i]; }
+    const Axis& back() const { return items_[count_ - 1]; }
+
+private:
+    std::array<Axis, kCapacity> items_;
+    std::size_t count_ = 0;
+};
+
 // Consecutive axes merge into one when each stride equals the next stride times the next size.
-bool mergeable(const std::vector<Axis>& axes) {
+bool mergeable(const AxisList& axes) {
     for (std::size_t i = 0; i + 1 < axes.size(); ++i) {
         if (axes[i].stride != axes[i + 1].stride * static_cast<std::ptrdiff_t>(axes[i + 1].size)) return false;
     }
     return true;
 }
 
-std::size_t product(const std::vector<Axis>& axes) {
+std::size_t product(const AxisList& axes) {
     std::size_t n = 1;
-    for (const Axis& a : axes) n *= a.size;
+    for (std::size_t i = 0; i < axes.size(); ++i) n *= axes[i].size;
     return n;
 }
 
@@ -85,6 +102,14 @@ std::string shape_string(const std::vector<py::ssize_t>& shape) {
 }
 
 std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
+
+bool has_shape(const py::array& a, const std::vector<py::ssize_t>& shape) {
+    return static_cast<std::size_t>(a.ndim()) == shape.size() && std::equal(shape.begin(), shape.end(), a.shape());
+}
+
+bool same_shape(const py::array& a, const py::array& b) {
+    return a.ndim() == b.ndim() && std::equal(a.shape(), a.shape() + a.ndim(), b.shape());
+}
 
 py::array input_array(py::handle x, const char* name) {
     py::array a = py::isinstance<py::array>(x) ? py::reinterpret_borrow<py::array>(x) : py::array::ensure(x);
@@ -145,8 +170,11 @@ std::vector<char> single_axis(py::handle axis, std::size_t ndim, std::size_t min
 
 bool describe_layout(const py::array& a, const std::vector<char>& mid_axes, Layout* layout) {
     const std::ptrdiff_t item = static_cast<std::ptrdiff_t>(a.itemsize());
+    if (static_cast<std::size_t>(a.ndim()) > AxisList::kCapacity) {
+        throw py::value_error("arrays with more than 64 dimensions are not supported");
+    }
     // Size-1 axes carry no layout information: drop them. Split the rest by role, in axis order.
-    std::vector<Axis> before, mid, after, others;
+    AxisList before, mid, after, others;
     bool seen_mid = false, mid_contiguous_block = true;
     for (py::ssize_t i = 0; i < a.ndim(); ++i) {
         const std::size_t size = static_cast<std::size_t>(a.shape(i));
@@ -221,7 +249,7 @@ py::array param_array(py::handle obj, const char* name, const py::array& like,
         static const py::handle asarray = numpy_function("asarray");
         a = asarray(obj, like.dtype());
     }
-    if (shape_of(a) != shape) {
+    if (!has_shape(a, shape)) {
         throw py::value_error(std::string(name) + " must have shape " + shape_string(shape) + " (x's normalized axes), got " +
                               shape_string(shape_of(a)));
     }
@@ -245,7 +273,7 @@ py::array output_array(py::handle out, const py::array& x) {
     if (!o.dtype().is(x.dtype())) {
         throw py::type_error("out must have the dtype of x (" + dtype_name(x) + "), got " + dtype_name(o));
     }
-    if (shape_of(o) != shape_of(x)) {
+    if (!same_shape(o, x)) {
         throw py::value_error("out must have the shape of x " + shape_string(shape_of(x)) + ", got " +
                               shape_string(shape_of(o)));
     }

@@ -51,6 +51,10 @@ std::vector<py::ssize_t> kept_shape(const py::array& a, const std::vector<char>&
 
 std::size_t element_count(const std::vector<py::ssize_t>& shape);
 std::vector<py::ssize_t> shape_of(const py::array& a);
+// a.shape == shape, without building a vector (per-call checks).
+bool has_shape(const py::array& a, const std::vector<py::ssize_t>& shape);
+// a.shape == b.shape.
+bool same_shape(const py::array& a, const py::array& b);
 // "(2, 3)", "(4,)": shapes in error messages, as Python prints tuples.
 std::string shape_string(const std::vector<py::ssize_t>& shape);
 
