@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Checks the x86 kernel objects for instructions the compiler has silently dropped or moved before:
-# GCC 12 once compiled every prefetch of the LayerNorm row loops to nothing, and once outlined
-# write_run (bench/README.md tuning log 19). Both cost 30-80 % on streamed rows and no numerical
-# test can see them, so this reads the disassembly.
-# Usage: tests/cross/check_codegen.sh BUILD_DIR   (a CMake build of the core; exits 1 on a finding)
+# Checks the kernel objects for instructions the compiler has silently dropped or moved before:
+# GCC 12 once compiled every prefetch of the LayerNorm row loops to nothing (x86-64 and AArch64),
+# and once outlined write_run (bench/README.md tuning log 19). Both cost 30-80 % on streamed rows
+# and no numerical test can see them, so this reads the disassembly.
+# Usage: tests/cross/check_codegen.sh BUILD_DIR [OBJDUMP]
+#   BUILD_DIR: a CMake build of the core (x86-64: avx2 / avx512 objects; AArch64: neon);
+#   OBJDUMP: the binutils objdump for that target (default: objdump). Exits 1 on a finding.
 set -euo pipefail
 
-build="${1:?usage: check_codegen.sh BUILD_DIR}"
+build="${1:?usage: check_codegen.sh BUILD_DIR [OBJDUMP]}"
+objdump="${2:-objdump}"
 failures=0
 
 # Prints "<count> <function>" for every function of object $1 that contains instruction $2.
 count_in_functions() {
-    objdump -d -C --no-show-raw-insn "$1" |
+    "${objdump}" -d -C --no-show-raw-insn "$1" |
         awk -v insn="$2" '/^[0-9a-f]+ <.*>:$/ { name = $0 } $0 ~ "\t" insn "[ \t]" { n[name]++ }
                           END { for (f in n) print n[f], f }'
 }
@@ -26,32 +29,36 @@ require() {
 }
 
 checked=0
-for isa in avx2 avx512; do
+for isa in avx2 avx512 neon; do
     object="$(find "${build}" -path "*cpp/src/${isa}/kernels.cpp.o" | head -n 1)"
     [ -n "${object}" ] || continue
     checked=$((checked + 1))
+    prefetch=prefetcht0
+    [ "${isa}" = neon ] && prefetch=prfm
     for t in float double; do
-        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead), cached and interleaved.
-        require "${object}" prefetcht0 "layer_norm_rows<${t}>"
-        require "${object}" prefetcht0 "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
+        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead), plain and interleaved.
+        require "${object}" "${prefetch}" "layer_norm_rows<${t}>"
+        require "${object}" "${prefetch}" "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
         # BatchNorm training's next-channel prefetch.
-        require "${object}" prefetcht0 "normalize_channel_prefetching_next<${t}>"
-        # Streamed partial vectors as non-temporal element stores (store_stream_partial).
-        require "${object}" movnti "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
-        require "${object}" movnti "normalize_row<${t}, "
+        require "${object}" "${prefetch}" "normalize_channel_prefetching_next<${t}>"
+        # x86: streamed partial vectors as non-temporal element stores (store_stream_partial).
+        if [ "${isa}" != neon ]; then
+            require "${object}" movnti "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
+            require "${object}" movnti "normalize_row<${t}, "
+        fi
     done
-    if objdump -t -C "${object}" | grep -q "write_run"; then
+    if "${objdump}" -t -C "${object}" | grep -q "write_run"; then
         echo "FAIL ${isa}: write_run was compiled as a function of its own (it must be inlined)"
         failures=$((failures + 1))
     fi
 done
 
 if [ "${checked}" -eq 0 ]; then
-    echo "check_codegen: no x86 kernel objects under ${build} (not an x86-64 build): nothing checked"
-    exit 0
+    echo "check_codegen: no SIMD kernel objects under ${build}: nothing checked" >&2
+    exit 1
 fi
 if [ "${failures}" -ne 0 ]; then
     echo "check_codegen: ${failures} finding(s)"
     exit 1
 fi
-echo "check_codegen: ${checked} x86 kernel object(s) keep their prefetches, streamed stores and inlining"
+echo "check_codegen: ${checked} kernel object(s) keep their prefetches, streamed stores and inlining"

@@ -39,3 +39,6 @@ grep -q 'SIMDNORM_HAVE_NEON=1' "${build}/build.ninja" ||
 
 # -j2: the suites are independent processes. ctest exits non-zero if any suite fails.
 ctest --test-dir "${build}" --output-on-failure -j 2
+
+# Prefetches the compiler might drop (tests/cross/check_codegen.sh).
+bash "${repo}/tests/cross/check_codegen.sh" "${build}" aarch64-linux-gnu-objdump

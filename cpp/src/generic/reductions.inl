@@ -33,8 +33,11 @@ constexpr std::size_t kPrefetchRows = 8;
 inline void prefetch_read(const void* p) {
 #if defined(__GNUC__) && defined(__x86_64__)
     // Volatile asm, not __builtin_prefetch: GCC 12 -O3 left no prefetch instruction of
-    // prefetch_row_ahead in the streamed LayerNorm row loops (bench/README.md tuning log 19).
+    // prefetch_row_ahead in the streamed LayerNorm row loops (bench/README.md tuning log 19;
+    // tests/cross/check_codegen.sh checks the objects).
     asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#elif defined(__GNUC__) && defined(__aarch64__)
+    asm volatile("prfm pldl1keep, [%0]" : : "r"(p));  // same reason: GCC dropped it from layer_norm_rows
 #elif defined(__GNUC__)
     __builtin_prefetch(p, 0, 3);
 #else
