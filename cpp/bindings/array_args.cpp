@@ -261,7 +261,7 @@ py::array output_array(py::handle out, const py::array& x) {
         const py::dtype dtype = x.dtype();
         const auto nbytes = static_cast<std::size_t>(x.size() * dtype.itemsize());
         // order='K' is C order for C-contiguous and 0-d / 1-d x
-        if (x.flags() & py::array::c_style || x.ndim() <= 1) return new_output(dtype, shape_of(x), nbytes, x.data());
+        if (x.flags() & py::array::c_style || x.ndim() <= 1) return new_output(dtype, static_cast<int>(x.ndim()), x.shape(), nbytes, x.data());
         if (nbytes >= kCachedOutputMinBytes) {
             return large_output(dtype, shape_of(x), keep_order_strides(x), nbytes, x.data());
         }

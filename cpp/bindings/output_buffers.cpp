@@ -176,6 +176,16 @@ void release_capsule(PyObject* capsule) {
 
 }  // namespace
 
+py::array new_output(const py::dtype& dtype, int ndim, const py::ssize_t* shape, std::size_t nbytes,
+                     const void* input) {
+    if (nbytes >= kCachedOutputMinBytes) return large_output(dtype, {shape, shape + ndim}, {}, nbytes, input);
+    auto& api = py::detail::npy_api::get();
+    PyObject* array = api.PyArray_NewFromDescr_(api.PyArray_Type_, dtype.inc_ref().ptr(), ndim, shape,
+                                                /*strides=*/nullptr, /*data=*/nullptr, /*flags=*/0, nullptr);
+    if (!array) throw py::error_already_set();  // NewFromDescr stole the dtype reference either way
+    return py::reinterpret_steal<py::array>(array);
+}
+
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
                        const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes, const void* input) {
     constexpr std::size_t kPage = 4096, kShift = 1024, kLine = 64;

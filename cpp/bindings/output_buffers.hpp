@@ -34,13 +34,11 @@ constexpr std::size_t kDefaultOutputCacheBytes = std::size_t(256) << 20;
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
                        const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes, const void* input = nullptr);
 
-// A new C-contiguous array of nbytes: the only extra cost for small outputs is one comparison
-// (shape is moved into the array: a copy would cost a heap allocation, ~25 ns on a 0.4 µs call).
-inline py::array new_output(const py::dtype& dtype, std::vector<py::ssize_t> shape, std::size_t nbytes,
-                            const void* input = nullptr) {
-    if (nbytes >= kCachedOutputMinBytes) return large_output(dtype, shape, {}, nbytes, input);
-    return py::array(dtype, std::move(shape));
-}
+// A new C-contiguous array of nbytes and shape[0..ndim). Small outputs come straight from NumPy's C
+// API with the caller's shape: py::array(dtype, shape) builds a shape and a strides vector, two heap
+// allocations on a ~0.4 µs call (bench/README.md tuning log 20).
+py::array new_output(const py::dtype& dtype, int ndim, const py::ssize_t* shape, std::size_t nbytes,
+                     const void* input = nullptr);
 
 // Bytes the cache may hold in unused blocks; 0 disables it. Lowering the limit frees blocks now
 // (oldest first); blocks in use are freed or kept when their arrays die. Returns the previous limit.

@@ -250,7 +250,8 @@ bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, C
     if (mid == 0 || size == 0 || !(x.flags() & py::array::c_style)) return false;
     if (out.is_none()) {
         const py::dtype dtype = x.dtype();
-        call->result = new_output(dtype, shape_of(x), size * static_cast<std::size_t>(dtype.itemsize()), x.data());
+        call->result = new_output(dtype, static_cast<int>(x.ndim()), x.shape(), size * static_cast<std::size_t>(dtype.itemsize()),
+                                  x.data());
     } else {
         if (!py::isinstance<py::array>(out)) return false;
         const auto o = py::reinterpret_borrow<py::array>(out);

@@ -45,8 +45,9 @@ py::object norm_call(bool layer, PyObject* x_obj, PyObject* weight_obj, PyObject
     if (return_stats) {
         const std::vector<py::ssize_t> stats_shape = kept_shape(x, axes);
         const std::size_t stats_bytes = element_count(stats_shape) * static_cast<std::size_t>(x.itemsize());
-        mean = new_output(x.dtype(), stats_shape, stats_bytes);
-        rstd = new_output(x.dtype(), std::move(stats_shape), stats_bytes);
+        const int stats_ndim = static_cast<int>(stats_shape.size());
+        mean = new_output(x.dtype(), stats_ndim, stats_shape.data(), stats_bytes);
+        rstd = new_output(x.dtype(), stats_ndim, stats_shape.data(), stats_bytes);
     }
     const auto elements = static_cast<std::size_t>(x.size());
     if (dtype_of(x) == Dtype::f32) {

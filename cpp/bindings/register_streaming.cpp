@@ -147,10 +147,9 @@ Output output_view(py::handle out, py::handle x_obj, const View& x, std::size_t 
     Output o;
     if (out.is_none()) {
         const py::dtype dt = is_f32(x.type_num) ? py::dtype::of<float>() : py::dtype::of<double>();
-        std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(features)};
-        if (x.ndim == 2) shape.insert(shape.begin(), x.rows);
-        py::array fresh =
-            new_output(dt, std::move(shape), static_cast<std::size_t>(x.rows) * features * x.itemsize, x.data);
+        const py::ssize_t shape[2] = {static_cast<py::ssize_t>(x.rows), static_cast<py::ssize_t>(features)};
+        py::array fresh = new_output(dt, x.ndim, x.ndim == 2 ? shape : shape + 1,
+                                     static_cast<std::size_t>(x.rows) * features * x.itemsize, x.data);
         o.view = x;
         o.view.data = py::detail::array_proxy(fresh.ptr())->data;
         o.view.row_stride = x.ndim == 2 ? static_cast<std::ptrdiff_t>(features) : 0;
@@ -188,8 +187,7 @@ Output output_view(py::handle out, py::handle x_obj, const View& x, std::size_t 
     }
     // Strided / misaligned out: write a contiguous temporary, copy it back once.
     py::array a = py::reinterpret_borrow<py::array>(obj);
-    o.temp = new_output(a.dtype(), std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd),
-                        static_cast<std::size_t>(x.rows) * features * x.itemsize);
+    o.temp = new_output(a.dtype(), p->nd, p->dimensions, static_cast<std::size_t>(x.rows) * features * x.itemsize);
     o.copy_back_to = a;
     o.view = x;
     o.view.data = py::detail::array_proxy(o.temp.ptr())->data;
