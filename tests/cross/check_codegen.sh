@@ -20,9 +20,12 @@ count_in_functions() {
 }
 
 # Fails unless some function of object $1 whose name matches regex $3 contains instruction $2.
+# The listing is taken whole before grep reads it: `... | grep -q` under pipefail fails at random
+# when grep exits on its first match while awk is still writing (SIGPIPE).
 require() {
-    local object="$1" insn="$2" pattern="$3"
-    if ! count_in_functions "${object}" "${insn}" | grep -Eq "${pattern}"; then
+    local object="$1" insn="$2" pattern="$3" functions
+    functions="$(count_in_functions "${object}" "${insn}")"
+    if ! grep -Eq "${pattern}" <<<"${functions}"; then
         echo "FAIL ${object##*/cpp/src/}: no ${insn} in a function matching ${pattern}"
         failures=$((failures + 1))
     fi
@@ -47,7 +50,8 @@ for isa in avx2 avx512 neon; do
             require "${object}" movnti "normalize_row<${t}, "
         fi
     done
-    if "${objdump}" -t -C "${object}" | grep -q "write_run"; then
+    symbols="$("${objdump}" -t -C "${object}")"
+    if grep -q "write_run" <<<"${symbols}"; then
         echo "FAIL ${isa}: write_run was compiled as a function of its own (it must be inlined)"
         failures=$((failures + 1))
     fi
