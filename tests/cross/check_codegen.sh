@@ -33,7 +33,7 @@ require() {
 
 checked=0
 for isa in avx2 avx512 neon; do
-    object="$(find "${build}" -path "*cpp/src/${isa}/kernels.cpp.o" | head -n 1)"
+    object="$(find "${build}" -path "*cpp/src/${isa}/kernels.cpp.o" -print -quit)"
     [ -n "${object}" ] || continue
     checked=$((checked + 1))
     prefetch=prefetcht0

@@ -21,8 +21,8 @@ if [ ${#needed[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${needed[@]}"
 fi
 
-aarch64-linux-gnu-g++ --version | head -n 1
-qemu-aarch64 --version | head -n 1
+aarch64-linux-gnu-g++ --version | sed -n 1p
+qemu-aarch64 --version | sed -n 1p
 
 cmake -S "${repo}" -B "${build}" -G Ninja \
     -DCMAKE_TOOLCHAIN_FILE="${repo}/tests/cross/aarch64-toolchain.cmake" \
