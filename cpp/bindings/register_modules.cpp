@@ -106,7 +106,7 @@ py::array staged_value(py::handle value, const std::string& name, const py::dtyp
         throw py::type_error(name + (kind == ValueKind::count ? " must be an integer" : " must be a real-valued array") +
                              ", got dtype " + dtype_name(a));
     }
-    if (shape_of(a) != shape) {
+    if (!has_shape(a, shape)) {
         throw py::value_error("size mismatch for " + name + ": expected shape " + shape_string(shape) + ", got " +
                               shape_string(shape_of(a)));
     }

@@ -71,23 +71,6 @@ struct CenteredSumsInProgress {
     }
 };
 
-template <bool Stream, class T>
-SIMDNORM_ALWAYS_INLINE void store_maybe_stream(T* p, Vec<T> v) {
-    if (Stream) {
-        store_stream(p, v);
-    } else {
-        store(p, v);
-    }
-}
-template <bool Stream, class T>
-SIMDNORM_ALWAYS_INLINE void store_partial_maybe_stream(T* p, Vec<T> v, std::size_t n) {
-    if (Stream) {
-        store_stream_partial(p, v, n);
-    } else {
-        store_partial(p, v, n);
-    }
-}
-
 // normalize_row's value for the `valid` elements at i (valid == lanes: a whole vector). Stream: x
 // of a DRAM-sized pass, loaded with load_streaming (AVX-512: two 256-bit halves; an x whose
 // vectors straddle lines ran 16384x1024 out= 3,300-3,800 us against 2,650-2,750, tuning log 19).

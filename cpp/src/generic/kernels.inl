@@ -39,6 +39,24 @@ SIMDNORM_ALWAYS_INLINE void write_run(T* y, std::size_t n, bool stream, Make&& m
     if (i < n) store_partial(y + i, make(i, n - i), n - i);
 }
 
+// One store of y, non-temporal when Stream (p vector-aligned then), and its partial-vector twin.
+template <bool Stream, class T>
+SIMDNORM_ALWAYS_INLINE void store_maybe_stream(T* p, Vec<T> v) {
+    if (Stream) {
+        store_stream(p, v);
+    } else {
+        store(p, v);
+    }
+}
+template <bool Stream, class T>
+SIMDNORM_ALWAYS_INLINE void store_partial_maybe_stream(T* p, Vec<T> v, std::size_t n) {
+    if (Stream) {
+        store_stream_partial(p, v, n);
+    } else {
+        store_partial(p, v, n);
+    }
+}
+
 // y = (x - pivot) * rstd + shift  (Centered)   or   y = x * rstd  (not Centered),
 // then * weight and + bias per element when present. x and y may be the same row.
 template <class T, bool Centered, bool HasWeight, bool HasBias>
@@ -498,12 +516,7 @@ void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
     }
     const std::size_t step = L % channels;
     for (; i + L <= n; i += L) {
-        const V r = make(i, t, L);
-        if (Stream) {
-            store_stream(a.y + i, r);
-        } else {
-            store(a.y + i, r);
-        }
+        store_maybe_stream<Stream>(a.y + i, make(i, t, L));
         t += step;
         if (t >= channels) t -= channels;
     }
