@@ -1,0 +1,200 @@
+"""bench_norms.py's timing: median-of-samples loops (alone and interleaved) and the np.copyto ceilings.
+
+Nothing here imports numpy at module level (bench_norms.py pins thread counts first): copy_ceilings
+takes the numpy module as an argument.
+"""
+
+import contextlib
+import time
+
+# --------------------------------------------------------------------------------------------------
+# Timing
+
+
+def measure(fn, repeat, sample_ms, max_total_s=8.0):
+    """Median-of-samples time of fn() in ns per call, plus spread. fn is warmed up first."""
+    import gc
+
+    clock = time.perf_counter_ns
+    # Warm-up: at least 3 calls and ~20 ms, which also estimates the per-call time.
+    calls, start = 0, clock()
+    while True:
+        fn()
+        calls += 1
+        elapsed = clock() - start
+        if calls >= 3 and elapsed > 20e6:
+            break
+        if calls >= 3 and elapsed > 200e6:
+            break
+    per_call = elapsed / calls
+    inner = max(1, int(sample_ms * 1e6 / max(per_call, 1.0)))
+    samples = []
+    budget_end = clock() + max_total_s * 1e9
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            rng = range(inner)
+            t0 = clock()
+            for _ in rng:
+                fn()
+            t1 = clock()
+            samples.append((t1 - t0) / inner)
+            if len(samples) >= 3 and t1 > budget_end:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    samples.sort()
+    n = len(samples)
+    return {
+        "median_ns": samples[n // 2] if n % 2 else 0.5 * (samples[n // 2 - 1] + samples[n // 2]),
+        "min_ns": samples[0],
+        "p25_ns": samples[n // 4],
+        "p75_ns": samples[(3 * n) // 4],
+        "samples": n,
+        "inner": inner,
+    }
+
+
+@contextlib.contextmanager
+def one_thread(sn, isa):
+    """simdnorm at 1 thread on `isa` for the duration (the caller's thread count restored after)."""
+    before = sn.get_num_threads()
+    sn.set_num_threads(1)
+    try:
+        with sn.use_isa(isa):
+            yield
+    finally:
+        sn.set_num_threads(before)
+
+
+def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.0, busy_after=None, warm_s=0.0):
+    """Like measure() for several implementations, taking their samples round-robin.
+
+    entries: list of (label, fn, context_factory or None). Interleaving spreads slow drifts of a
+    shared, noisy machine (other jobs, frequency changes) over every implementation alike, so the
+    ratios stay meaningful even when absolute times wander. pause_s: sleep after every sample;
+    busy_after: {label: seconds} of busy-waiting on this thread after that implementation's
+    samples (see the caller); warm_s: untimed calls for at least this long before each sample
+    (default: one). Returns {label: stats or exception}.
+    """
+    busy_after = busy_after or {}
+    import contextlib
+    import gc
+
+    clock = time.perf_counter_ns
+    plans, results = [], {}
+    for label, fn, ctx in entries:
+        ctx = ctx or contextlib.nullcontext
+        try:
+            with ctx():
+                calls, start = 0, clock()
+                while True:
+                    fn()
+                    calls += 1
+                    elapsed = clock() - start
+                    if calls >= 3 and elapsed > 20e6:
+                        break
+            per_call = elapsed / calls
+            plans.append((label, fn, ctx, max(1, int(sample_ms * 1e6 / max(per_call, 1.0)))))
+            results[label] = []
+        except Exception as e:  # noqa: BLE001
+            results[label] = e
+    budget_end = clock() + max_total_s * 1e9
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(repeat):
+            for label, fn, ctx, inner in plans:
+                with ctx():
+                    loop = range(inner)
+                    fn()  # untimed: wakes thread pools that slept through the previous samples
+                    if warm_s:
+                        warm_end = clock() + warm_s * 1e9
+                        while clock() < warm_end:
+                            fn()
+                    t0 = clock()
+                    for _ in loop:
+                        fn()
+                    t1 = clock()
+                results[label].append((t1 - t0) / inner)
+                if label in busy_after:
+                    until = clock() + busy_after[label] * 1e9
+                    while clock() < until:
+                        pass
+                if pause_s:
+                    time.sleep(pause_s)
+            if r >= 2 and clock() > budget_end:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    out = {}
+    for label, fn, ctx, inner in plans:
+        samples = sorted(results[label])
+        n = len(samples)
+        out[label] = {
+            "median_ns": samples[n // 2] if n % 2 else 0.5 * (samples[n // 2 - 1] + samples[n // 2]),
+            "min_ns": samples[0],
+            "p25_ns": samples[n // 4],
+            "p75_ns": samples[(3 * n) // 4],
+            "samples": n,
+            "inner": inner,
+        }
+    for label, value in results.items():
+        if isinstance(value, Exception):
+            out[label] = value
+    return out
+
+
+def copy_ceilings(np, threads, l2, l3, repeat, sample_ms):
+    """np.copyto bandwidth (bytes read + written per second) at L2, L3 and DRAM sizes.
+
+    With several threads each thread loops over its own buffers (NumPy releases the GIL for plain
+    copies); the result is total bytes over wall time, so it is an aggregate ceiling.
+    """
+    import threading
+
+    levels = {
+        "L2": max(16 << 10, l2 // 4),  # src + dst = half of one core's L2
+        "L3": max(1 << 20, l3 // 8),  # src + dst = a quarter of L3
+        "DRAM": max(128 << 20, 4 * l3),  # far beyond L3
+    }
+    out = {}
+    for level, nbytes in levels.items():
+        per_thread = nbytes if level != "DRAM" else nbytes // threads
+        if level == "L3":
+            per_thread = nbytes // threads
+        bufs = [(np.ones(per_thread // 4, np.float32), np.empty(per_thread // 4, np.float32)) for _ in range(threads)]
+        if threads == 1:
+            src, dst = bufs[0]
+            r = measure(lambda dst=dst, src=src: np.copyto(dst, src), repeat, sample_ms)
+            gbps = 2 * src.nbytes / r["median_ns"]
+        else:
+            # Aggregate: all threads copy concurrently for a fixed iteration count; best of a few.
+            src0, dst0 = bufs[0]
+            one = measure(lambda dst0=dst0, src0=src0: np.copyto(dst0, src0), 3, 1.0)["median_ns"]
+            iters = max(1, int(20e6 / max(1.0, one)))
+            results = []
+            for _ in range(max(3, repeat // 4)):
+                barrier = threading.Barrier(threads + 1)
+
+                def work(src, dst, barrier=barrier, iters=iters):
+                    barrier.wait()
+                    for _ in range(iters):
+                        np.copyto(dst, src)
+
+                ts = [threading.Thread(target=work, args=b) for b in bufs]
+                for t in ts:
+                    t.start()
+                barrier.wait()
+                t0 = time.perf_counter_ns()
+                for t in ts:
+                    t.join()
+                results.append(time.perf_counter_ns() - t0)
+            results.sort()
+            gbps = 2 * per_thread * threads * iters / results[len(results) // 2]
+        out[level] = {"bytes_per_copy": per_thread * threads, "GBps": gbps}
+        del bufs
+    return out
