@@ -19,13 +19,17 @@ struct TrainCase {
     bool weight = false, bias = false;
     double offset = 0.0;  // common offset of x
     double eps = 1e-5;
+    // Added to outer row 0, whose first elements give the shifted pass its pivot: far from the
+    // channel mean, the corrected two-pass fallback runs.
+    double first_row_shift = 0.0;
 };
 
 std::string describe(const TrainCase& c) {
     std::ostringstream s;  // a std::string for INFO: doctest prints a const char* as a pointer
     s << "outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner << " mid_pad=" << c.mid_pad
       << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "") << (c.weight ? " weight" : "")
-      << (c.bias ? " bias" : "") << " offset=" << c.offset << " eps=" << c.eps;
+      << (c.bias ? " bias" : "") << " offset=" << c.offset << " eps=" << c.eps
+      << " first_row_shift=" << c.first_row_shift;
     return s.str();
 }
 
@@ -56,8 +60,10 @@ struct Inputs {
 
 template <class T>
 Inputs<T> make_inputs(const TrainCase& c, std::uint64_t seed) {
-    return {c, normal_values<T>(c.outer * c.mid * c.inner, seed, c.offset, 1.0), normal_values<T>(c.mid, seed + 1, 1.0, 0.5),
-            normal_values<T>(c.mid, seed + 2, 0.0, 1.0)};
+    Inputs<T> in{c, normal_values<T>(c.outer * c.mid * c.inner, seed, c.offset, 1.0),
+                 normal_values<T>(c.mid, seed + 1, 1.0, 0.5), normal_values<T>(c.mid, seed + 2, 0.0, 1.0)};
+    for (std::size_t k = 0; k < c.mid * c.inner; ++k) in.values[k] += static_cast<T>(c.first_row_shift);
+    return in;
 }
 
 struct Outputs {
@@ -255,6 +261,57 @@ BatchNormTrainArgs<T> shape_args(std::size_t outer, std::size_t inner) {
     return a;
 }
 
+// Channels are split across tasks: chunking must not change bits, and each channel must match
+// the active variant's kernel called directly.
+template <class T>
+void check_dispatched_threads(const TrainCase& c) {
+    INFO(type_name<T>() << " " << describe(c));
+    const Inputs<T> in = make_inputs<T>(c, 9600);
+    BatchNormTrainArgs<T> a;
+    a.x = in.values.data();
+    a.weight = in.w();
+    a.bias = in.b();
+    a.outer = c.outer;
+    a.mid = c.mid;
+    a.inner = c.inner;
+    a.x_mid_stride = a.y_mid_stride = static_cast<std::ptrdiff_t>(c.inner);
+    a.x_outer_stride = a.y_outer_stride = static_cast<std::ptrdiff_t>(c.mid * c.inner);
+    REQUIRE(simdnorm::batch_norm_train_fits(a));
+    auto run = [&](void (*kernel)(const BatchNormTrainArgs<T>&) noexcept) {
+        std::vector<T> y(in.values.size(), T(kUnwritten));
+        Outputs r;
+        r.mean.assign(c.mid, kUnwritten);
+        r.m2.assign(c.mid, kUnwritten);
+        BatchNormTrainArgs<T> call = a;
+        call.y = y.data();
+        call.mean = r.mean.data();
+        call.m2 = r.m2.data();
+        if (kernel) {
+            kernel(call);
+        } else {
+            simdnorm::batch_norm_train(call);
+        }
+        r.y.assign(y.begin(), y.end());
+        return r;
+    };
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        simdnorm::set_active_isa(v.isa);
+        simdnorm::set_num_threads(1);
+        REQUIRE(simdnorm::get_num_threads() == 1);
+        const Outputs single = run(nullptr);
+        simdnorm::set_num_threads(2);
+        REQUIRE(simdnorm::get_num_threads() == 2);
+        const Outputs parallel = run(nullptr);
+        const Outputs direct = run(v.get<T>().batch_norm_train);
+        for (const Outputs* other : {&parallel, &direct}) {
+            CHECK(same_bits(single.mean, other->mean));
+            CHECK(same_bits(single.m2, other->m2));
+            CHECK(same_bits(single.y, other->y));
+        }
+    }
+}
+
 }  // namespace
 
 TEST_SUITE("batch_norm_train") {
@@ -290,6 +347,17 @@ TEST_SUITE("batch_norm_train") {
         check_batch_norm_train<T>({16, 1, 3, 0, 0, false, true, true, 0.0, 0.5}, seed += 3);  // eps matters
     }
 
+    // Every channel's pivot far from its mean: the fallback of each channel, whether its
+    // statistics are taken alone or between the previous channel's runs.
+    TEST_CASE_TEMPLATE("a far pivot falls back to the corrected two-pass", T, float, double) {
+        std::uint64_t seed = 8500;
+        for (std::size_t inner : {5, 33, 196, 2000, 5000}) {
+            for (std::size_t outer : {2, 9}) {
+                check_batch_norm_train<T>({outer, 4, inner, 1, 1, outer == 9, true, true, 0.0, 1e-5, 50.0}, seed += 3);
+            }
+        }
+    }
+
     TEST_CASE_TEMPLATE("large common offset: the center keeps precision", T, float, double) {
         std::uint64_t seed = 9000;
         for (double offset : {1e6, -1e6}) {
@@ -309,55 +377,10 @@ TEST_SUITE("batch_norm_train") {
         check_nan_isolation<T>({130, 3, 64, 0, 0, false, true, false}, 2, 9502);
     }
 
-    // Channels are split across tasks: chunking must not change bits, and each channel must match
-    // the active variant's kernel called directly.
     TEST_CASE_TEMPLATE("dispatched: one and two threads give identical bits", T, float, double) {
         StateGuard guard;
-        const TrainCase c{16, 64, 196, 0, 0, false, true, true};
-        const Inputs<T> in = make_inputs<T>(c, 9600);
-        BatchNormTrainArgs<T> a;
-        a.x = in.values.data();
-        a.weight = in.w();
-        a.bias = in.b();
-        a.outer = c.outer;
-        a.mid = c.mid;
-        a.inner = c.inner;
-        a.x_mid_stride = a.y_mid_stride = static_cast<std::ptrdiff_t>(c.inner);
-        a.x_outer_stride = a.y_outer_stride = static_cast<std::ptrdiff_t>(c.mid * c.inner);
-        REQUIRE(simdnorm::batch_norm_train_fits(a));
-        auto run = [&](void (*kernel)(const BatchNormTrainArgs<T>&) noexcept) {
-            std::vector<T> y(in.values.size(), T(kUnwritten));
-            Outputs r;
-            r.mean.assign(c.mid, kUnwritten);
-            r.m2.assign(c.mid, kUnwritten);
-            BatchNormTrainArgs<T> call = a;
-            call.y = y.data();
-            call.mean = r.mean.data();
-            call.m2 = r.m2.data();
-            if (kernel) {
-                kernel(call);
-            } else {
-                simdnorm::batch_norm_train(call);
-            }
-            r.y.assign(y.begin(), y.end());
-            return r;
-        };
-        for (const Variant& v : runnable_variants()) {
-            INFO("variant " << std::string(v.name()));
-            simdnorm::set_active_isa(v.isa);
-            simdnorm::set_num_threads(1);
-            REQUIRE(simdnorm::get_num_threads() == 1);
-            const Outputs single = run(nullptr);
-            simdnorm::set_num_threads(2);
-            REQUIRE(simdnorm::get_num_threads() == 2);
-            const Outputs parallel = run(nullptr);
-            const Outputs direct = run(v.get<T>().batch_norm_train);
-            for (const Outputs* other : {&parallel, &direct}) {
-                CHECK(same_bits(single.mean, other->mean));
-                CHECK(same_bits(single.m2, other->m2));
-                CHECK(same_bits(single.y, other->y));
-            }
-        }
+        check_dispatched_threads<T>({16, 64, 196, 0, 0, false, true, true});  // 12 KiB channels: two passes each
+        check_dispatched_threads<T>({4, 64, 196, 0, 0, false, true, true});   // pipelined (kPipelinedChannelBytes)
     }
 
     TEST_CASE_TEMPLATE("batch_norm_train_fits: channels-first channels of at most 512 KiB", T, float, double) {

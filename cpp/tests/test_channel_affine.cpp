@@ -108,7 +108,7 @@ TEST_SUITE("channel_affine") {
                     for (std::size_t mid : {std::size_t(1), std::size_t(2), std::size_t(3), std::size_t(7), std::size_t(8),
                                             std::size_t(15), std::size_t(16), std::size_t(17), std::size_t(33),
                                             std::size_t(64), std::size_t(100), per_4k, per_4k + 1}) {
-                        AffineCase c{mid > per_4k ? 9 : 64, mid, 1, 0, 0, false, centered};
+                        AffineCase c{mid > per_4k ? std::size_t(9) : std::size_t(64), mid, 1, 0, 0, false, centered};
                         c.y_like_x = true;
                         c.x_lead = lead[0];
                         c.y_lead = lead[1];

@@ -103,7 +103,9 @@ struct ChannelAffineArgs {
 // the channel's statistics exactly as batch_stats computes them for a single block (mean, M2 into
 // mean[c], m2[c]), then y = (x - m) * ((1 / sqrt(M2 / count + eps)) * weight) + bias with m the mean
 // rounded to T (its remainder goes into the offset) while the channel is still in cache: x is
-// read once from memory. weight / bias may be null (1 / 0).
+// read once from memory. Small channels take their statistics between the previous channel's
+// normalization runs (same bits). weight / bias may be null (1 / 0). y may be x itself (same
+// strides); otherwise y must not overlap x.
 template <class T>
 struct BatchNormTrainArgs {
     const T* x = nullptr;

@@ -298,13 +298,70 @@ double runs_sum(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stri
 // four accumulators, so whole runs are added until the next one would pass kFlushSteps, then the
 // accumulators are widened. Longer runs flush on their own.
 template <class T>
-void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride, T pivot, double* sum_d,
-                        double* sum_dd) {
+struct ShortRunSums {
+    Vec<T> d0{}, d1{}, d2{}, d3{}, q0{}, q1{}, q2{}, q3{};
+};
+
+template <class T>
+constexpr std::size_t centered_steps_per_run(std::size_t n) {
+    return (n + 4 * Vec<T>::lanes - 1) / (4 * Vec<T>::lanes);
+}
+
+// One run of n elements into s (n / 4L steps and the tail), d = x - c; pivot_lanes holds c in every lane.
+template <class T>
+SIMDNORM_ALWAYS_INLINE void add_short_run(const T* q, std::size_t n, Vec<T> c, const T* pivot_lanes, ShortRunSums<T>& s) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
-    alignas(64) T pivot_lanes[L];
+    std::size_t i = 0;
+    for (; i + 4 * L <= n; i += 4 * L) {
+        const V a0 = load(q + i) - c, a1 = load(q + i + L) - c;
+        const V a2 = load(q + i + 2 * L) - c, a3 = load(q + i + 3 * L) - c;
+        s.d0 = s.d0 + a0;
+        s.d1 = s.d1 + a1;
+        s.d2 = s.d2 + a2;
+        s.d3 = s.d3 + a3;
+        s.q0 = mul_add(a0, a0, s.q0);
+        s.q1 = mul_add(a1, a1, s.q1);
+        s.q2 = mul_add(a2, a2, s.q2);
+        s.q3 = mul_add(a3, a3, s.q3);
+    }
+    if (i + L <= n) {
+        const V a0 = load(q + i) - c;
+        s.d0 = s.d0 + a0;
+        s.q0 = mul_add(a0, a0, s.q0);
+        i += L;
+        if (i + L <= n) {
+            const V a1 = load(q + i) - c;
+            s.d1 = s.d1 + a1;
+            s.q1 = mul_add(a1, a1, s.q1);
+            i += L;
+            if (i + L <= n) {
+                const V a2 = load(q + i) - c;
+                s.d2 = s.d2 + a2;
+                s.q2 = mul_add(a2, a2, s.q2);
+                i += L;
+            }
+        }
+    }
+    if (i < n) {
+        const V a3 = load_partial(q + i, n - i) - load_partial(pivot_lanes, n - i);
+        s.d3 = s.d3 + a3;
+        s.q3 = mul_add(a3, a3, s.q3);
+    }
+}
+
+template <class T>
+SIMDNORM_ALWAYS_INLINE void flush_short_runs(const ShortRunSums<T>& s, Acc<T>& total_d, Acc<T>& total_dd) {
+    acc_add(total_d, (s.d0 + s.d1) + (s.d2 + s.d3));
+    acc_add(total_dd, (s.q0 + s.q1) + (s.q2 + s.q3));
+}
+
+template <class T>
+void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride, T pivot, double* sum_d,
+                        double* sum_dd) {
+    alignas(64) T pivot_lanes[Vec<T>::lanes];
     store(pivot_lanes, splat(pivot));
-    const std::size_t steps_per_run = (n + 4 * L - 1) / (4 * L);
+    const std::size_t steps_per_run = centered_steps_per_run<T>(n);
     Acc<T> total_d{}, total_dd{};
     if (steps_per_run > kFlushSteps) {
         for (std::size_t r = 0; r < runs; ++r) {
@@ -312,55 +369,60 @@ void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdif
         }
     } else {
         const std::size_t runs_per_flush = kFlushSteps / steps_per_run;
-        const V c = splat(pivot);
+        const Vec<T> c = splat(pivot);
         for (std::size_t r = 0; r < runs;) {
-            V d0{}, d1{}, d2{}, d3{}, q0{}, q1{}, q2{}, q3{};
+            ShortRunSums<T> s;
             for (std::size_t k = 0; k < runs_per_flush && r < runs; ++k, ++r) {
-                const T* q = p + static_cast<std::ptrdiff_t>(r) * stride;
-                std::size_t i = 0;
-                for (; i + 4 * L <= n; i += 4 * L) {
-                    const V a0 = load(q + i) - c, a1 = load(q + i + L) - c;
-                    const V a2 = load(q + i + 2 * L) - c, a3 = load(q + i + 3 * L) - c;
-                    d0 = d0 + a0;
-                    d1 = d1 + a1;
-                    d2 = d2 + a2;
-                    d3 = d3 + a3;
-                    q0 = mul_add(a0, a0, q0);
-                    q1 = mul_add(a1, a1, q1);
-                    q2 = mul_add(a2, a2, q2);
-                    q3 = mul_add(a3, a3, q3);
-                }
-                if (i + L <= n) {
-                    const V a0 = load(q + i) - c;
-                    d0 = d0 + a0;
-                    q0 = mul_add(a0, a0, q0);
-                    i += L;
-                    if (i + L <= n) {
-                        const V a1 = load(q + i) - c;
-                        d1 = d1 + a1;
-                        q1 = mul_add(a1, a1, q1);
-                        i += L;
-                        if (i + L <= n) {
-                            const V a2 = load(q + i) - c;
-                            d2 = d2 + a2;
-                            q2 = mul_add(a2, a2, q2);
-                            i += L;
-                        }
-                    }
-                }
-                if (i < n) {
-                    const V a3 = load_partial(q + i, n - i) - load_partial(pivot_lanes, n - i);
-                    d3 = d3 + a3;
-                    q3 = mul_add(a3, a3, q3);
-                }
+                add_short_run(p + static_cast<std::ptrdiff_t>(r) * stride, n, c, pivot_lanes, s);
             }
-            acc_add(total_d, (d0 + d1) + (d2 + d3));
-            acc_add(total_dd, (q0 + q1) + (q2 + q3));
+            flush_short_runs(s, total_d, total_dd);
         }
     }
     *sum_d = acc_reduce(total_d);
     *sum_dd = acc_reduce(total_dd);
 }
+
+// runs_centered_sums taking the runs one at a time (batch_norm_train interleaves them with another
+// channel's normalization): the same additions in the same order, so the same bits.
+// pivot_lanes: the pivot in every lane, 64-byte aligned, owned by the caller (an array member would
+// keep the accumulators in memory).
+template <class T>
+class RunsCenteredSums {
+public:
+    RunsCenteredSums(std::size_t n, const T* pivot_lanes)
+        : n_(n), long_runs_(centered_steps_per_run<T>(n) > kFlushSteps),
+          runs_per_flush_(long_runs_ ? 1 : kFlushSteps / centered_steps_per_run<T>(n)), c_(load(pivot_lanes)),
+          pivot_lanes_(pivot_lanes) {}
+
+    SIMDNORM_ALWAYS_INLINE void add_run(const T* q) {
+        if (long_runs_) {
+            add_row_centered_sums(q, n_, pivot_lanes_, total_d_, total_dd_);
+            return;
+        }
+        add_short_run(q, n_, c_, pivot_lanes_, sums_);
+        if (++pending_runs_ == runs_per_flush_) {
+            flush_short_runs(sums_, total_d_, total_dd_);
+            sums_ = ShortRunSums<T>{};
+            pending_runs_ = 0;
+        }
+    }
+
+    // Call once, after the last run.
+    void finish(double* sum_d, double* sum_dd) {
+        if (pending_runs_ != 0) flush_short_runs(sums_, total_d_, total_dd_);
+        *sum_d = acc_reduce(total_d_);
+        *sum_dd = acc_reduce(total_dd_);
+    }
+
+private:
+    std::size_t n_;
+    bool long_runs_;
+    std::size_t runs_per_flush_, pending_runs_ = 0;
+    Vec<T> c_;
+    ShortRunSums<T> sums_;
+    Acc<T> total_d_{}, total_dd_{};
+    const T* pivot_lanes_;
+};
 
 // Mean and m2 of one chunk of runs, runs * n > 0: a shifted one-pass (accept_shifted), else the
 // corrected two-pass whose first pass sums in double (see runs_sum).
