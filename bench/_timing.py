@@ -11,12 +11,9 @@ import time
 # Timing
 
 
-def measure(fn, repeat, sample_ms, max_total_s=8.0):
-    """Median-of-samples time of fn() in ns per call, plus spread. fn is warmed up first."""
-    import gc
-
+def calls_per_sample(fn, sample_ms):
+    """Warms fn up (at least 3 calls and ~20 ms) and returns the calls that fill one sample_ms sample."""
     clock = time.perf_counter_ns
-    # Warm-up: at least 3 calls and ~20 ms, which also estimates the per-call time.
     calls, start = 0, clock()
     while True:
         fn()
@@ -24,10 +21,30 @@ def measure(fn, repeat, sample_ms, max_total_s=8.0):
         elapsed = clock() - start
         if calls >= 3 and elapsed > 20e6:
             break
-        if calls >= 3 and elapsed > 200e6:
-            break
     per_call = elapsed / calls
-    inner = max(1, int(sample_ms * 1e6 / max(per_call, 1.0)))
+    return max(1, int(sample_ms * 1e6 / max(per_call, 1.0)))
+
+
+def summarize(samples, inner):
+    """Median, min and quartiles (ns per call) of a list of samples taken `inner` calls each."""
+    samples = sorted(samples)
+    n = len(samples)
+    return {
+        "median_ns": samples[n // 2] if n % 2 else 0.5 * (samples[n // 2 - 1] + samples[n // 2]),
+        "min_ns": samples[0],
+        "p25_ns": samples[n // 4],
+        "p75_ns": samples[(3 * n) // 4],
+        "samples": n,
+        "inner": inner,
+    }
+
+
+def measure(fn, repeat, sample_ms, max_total_s=8.0):
+    """Median-of-samples time of fn() in ns per call, plus spread. fn is warmed up first."""
+    import gc
+
+    clock = time.perf_counter_ns
+    inner = calls_per_sample(fn, sample_ms)
     samples = []
     budget_end = clock() + max_total_s * 1e9
     gc_was_enabled = gc.isenabled()
@@ -45,16 +62,7 @@ def measure(fn, repeat, sample_ms, max_total_s=8.0):
     finally:
         if gc_was_enabled:
             gc.enable()
-    samples.sort()
-    n = len(samples)
-    return {
-        "median_ns": samples[n // 2] if n % 2 else 0.5 * (samples[n // 2 - 1] + samples[n // 2]),
-        "min_ns": samples[0],
-        "p25_ns": samples[n // 4],
-        "p75_ns": samples[(3 * n) // 4],
-        "samples": n,
-        "inner": inner,
-    }
+    return summarize(samples, inner)
 
 
 @contextlib.contextmanager
@@ -89,15 +97,7 @@ def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.
         ctx = ctx or contextlib.nullcontext
         try:
             with ctx():
-                calls, start = 0, clock()
-                while True:
-                    fn()
-                    calls += 1
-                    elapsed = clock() - start
-                    if calls >= 3 and elapsed > 20e6:
-                        break
-            per_call = elapsed / calls
-            plans.append((label, fn, ctx, max(1, int(sample_ms * 1e6 / max(per_call, 1.0)))))
+                plans.append((label, fn, ctx, calls_per_sample(fn, sample_ms)))
             results[label] = []
         except Exception as e:  # noqa: BLE001
             results[label] = e
@@ -132,16 +132,7 @@ def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.
             gc.enable()
     out = {}
     for label, fn, ctx, inner in plans:
-        samples = sorted(results[label])
-        n = len(samples)
-        out[label] = {
-            "median_ns": samples[n // 2] if n % 2 else 0.5 * (samples[n // 2 - 1] + samples[n // 2]),
-            "min_ns": samples[0],
-            "p25_ns": samples[n // 4],
-            "p75_ns": samples[(3 * n) // 4],
-            "samples": n,
-            "inner": inner,
-        }
+        out[label] = summarize(results[label], inner)
     for label, value in results.items():
         if isinstance(value, Exception):
             out[label] = value
