@@ -20,8 +20,9 @@ struct AffineCase {
     bool stream = false;  // non-temporal stores
 };
 
+// Checks every runnable variant and returns their outputs (in runnable_variants() order).
 template <class T>
-void check_channel_affine(const AffineCase& c, std::uint64_t seed) {
+std::vector<std::vector<double>> check_channel_affine(const AffineCase& c, std::uint64_t seed) {
     std::ostringstream context;  // a std::string for INFO: doctest prints a const char* as a pointer
     context << type_name<T>() << " outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner << " mid_pad=" << c.mid_pad
                         << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "")
@@ -75,13 +76,16 @@ void check_channel_affine(const AffineCase& c, std::uint64_t seed) {
     const std::vector<double> scalar = run(scalar_variant(), false);
     std::vector<double> allowed_vs_scalar = allowed;
     for (double& a : allowed_vs_scalar) a *= 2.0;
+    std::vector<std::vector<double>> outputs;
     for (const Variant& v : runnable_variants()) {
         INFO("variant " << std::string(v.name()));
         const std::vector<double> y = run(v, false);
         check_within("y vs float64 reference", y, ref, allowed);
         check_within("y vs scalar", y, scalar, allowed_vs_scalar);
         CHECK_MESSAGE(run(v, true) == y, "in-place result differs from out-of-place");
+        outputs.push_back(y);
     }
+    return outputs;
 }
 
 }  // namespace
@@ -127,6 +131,32 @@ TEST_SUITE("channel_affine") {
                 check_channel_affine<T>({2, 3, inner, 1, 2, inner % 2 == 1, centered}, ++seed);
             }
             for (std::size_t inner : {257, 4097}) check_channel_affine<T>({2, 3, inner, 3, 0, false, centered}, ++seed);
+        }
+    }
+
+    // Channels-first runs start with a partial vector up to x's vector boundary (affine_run): every
+    // head length, y at x's offset and off it; the map is elementwise, so the bits must not move.
+    TEST_CASE_TEMPLATE("channels-first, every alignment of x", T, float, double) {
+        std::uint64_t seed = 8000;
+        for (std::size_t inner : {std::size_t(31), std::size_t(32), std::size_t(49), std::size_t(196)}) {
+            for (bool centered : {false, true}) {
+                ++seed;
+                std::vector<std::vector<double>> first;
+                for (std::size_t x_lead = 0; x_lead <= 16; ++x_lead) {
+                    for (std::size_t y_lead : {x_lead, (x_lead * 5 + 3) % 17}) {
+                        AffineCase c{3, 4, inner, 0, 0, false, centered};
+                        c.x_lead = x_lead;
+                        c.y_lead = y_lead;
+                        const auto outputs = check_channel_affine<T>(c, seed);  // same seed: same values
+                        if (first.empty()) {
+                            first = outputs;
+                        } else {
+                            CHECK_MESSAGE(outputs == first, "bits depend on placement (x_lead " << x_lead << ", y_lead "
+                                                                                               << y_lead << ")");
+                        }
+                    }
+                }
+            }
         }
     }
 
