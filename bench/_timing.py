@@ -106,7 +106,11 @@ def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.
     gc.disable()
     try:
         for r in range(repeat):
-            for label, fn, ctx, inner in plans:
+            # Each round starts one implementation later: whichever runs right after another one
+            # inherits its cache and write-back state (after the copy of a 4 MiB row, the next
+            # LayerNorm 1x1M sample ran 5-10 % slower), so no implementation always follows the same one.
+            shift = r % len(plans) if plans else 0
+            for label, fn, ctx, inner in plans[shift:] + plans[:shift]:
                 with ctx():
                     loop = range(inner)
                     fn()  # untimed: wakes thread pools that slept through the previous samples
