@@ -314,6 +314,8 @@ def test_scale_shift_zero_size(isa, dtype, shape, axis):
 def test_batch_stats_zero_channels(isa, dtype):
     mean, var, count = simdnorm.batch_stats(np.zeros((5, 0, 3), dtype), axis=1)
     assert mean.shape == (0,) and var.shape == (0,) and isinstance(count, (int, np.integer))
+    assert count == 15  # values per channel: the other axes' sizes, channels or not
+    assert simdnorm.batch_stats(np.zeros((7, 0), dtype), axis=-1)[2] == 7
 
 
 # Channels-first training takes one fused sweep per channel (statistics, then the normalization

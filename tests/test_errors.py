@@ -322,6 +322,71 @@ def test_fold_batch_norm_bad_eps(eps):
         simdnorm.fold_batch_norm(rm, rv, w, b, eps=eps)
 
 
+# An eps below the dtype's smallest normal number acts as 0 there (a constant row gave NaN).
+@pytest.mark.parametrize("dtype, eps", [(np.float32, 1e-39), (np.float32, 1e-300), (np.float64, 1e-310)])
+def test_eps_below_the_dtypes_normal_range(dtype, eps):
+    x = np.full((2, 8), 3.0, dtype)
+    rm, rv, w, b = _bn_arrays(8, dtype)
+    snaps = _snapshot(x, rm, rv)
+    for call in (
+        lambda: simdnorm.layer_norm(x, eps=eps, out=x),
+        lambda: simdnorm.rms_norm(x, eps=eps, out=x),
+        lambda: simdnorm.batch_norm(x, rm, rv, w, b, training=True, eps=eps, axis=-1, out=x),
+        lambda: simdnorm.fold_batch_norm(rm, rv, w, b, eps=eps),
+        lambda: simdnorm.LayerNorm(8, eps=eps, dtype=dtype),
+        lambda: simdnorm.BatchNorm(8, eps=eps, dtype=dtype),
+    ):
+        with pytest.raises(ValueError, match=r"eps must be at least the smallest normal"):
+            call()
+    _assert_unchanged((x, rm, rv), snaps)
+    smallest = float(np.finfo(dtype).tiny)  # accepted: a constant row still gives exactly the bias
+    np.testing.assert_array_equal(simdnorm.layer_norm(x, eps=smallest), np.zeros_like(x))
+
+
+# ---- Python ints beyond 64 bits: ValueError naming the argument, not pybind11's RuntimeError ----
+
+
+@pytest.mark.parametrize("axis", [2**63, -(2**63) - 1, (2**63,), 2**100])
+def test_axis_beyond_int64(axis):
+    x = np.ones((4, 6), np.float32)
+    w = np.ones(6, np.float32)
+    calls = [lambda: simdnorm.layer_norm(x, axis=axis), lambda: simdnorm.rms_norm(x, axis=axis)]
+    if not isinstance(axis, tuple):  # the channel ops take one axis
+        calls += [
+            lambda: simdnorm.batch_stats(x, axis=axis),
+            lambda: simdnorm.batch_norm(x, training=True, axis=axis),
+            lambda: simdnorm.scale_shift(x, w, w, axis=axis),
+        ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"axis -?\d+ is out of bounds"):
+            call()
+
+
+def test_sizes_and_counts_beyond_int64():
+    for make, name in (
+        (lambda: simdnorm.RunningStats(2**70), "num_features"),
+        (lambda: simdnorm.LayerNorm(2**70), "normalized_shape"),
+        (lambda: simdnorm.BatchNorm(2**70), "num_features"),
+    ):
+        with pytest.raises(ValueError, match=name + r" \d+ is out of range"):
+            make()
+    stats = simdnorm.RunningStats(3)
+    stats.update(np.ones((2, 3)))
+    state = stats.state_dict()
+    state["count"] = 2**70
+    with pytest.raises(ValueError, match=r"count \d+ is out of range"):
+        stats.load_state_dict(state)
+    assert stats.count == 2
+
+
+def test_numbers_beyond_float_range():
+    x = np.ones((2, 4))
+    with pytest.raises(OverflowError):
+        simdnorm.layer_norm(x, eps=10**400)
+    with pytest.raises(OverflowError):
+        simdnorm.batch_norm(x, np.zeros(4), np.ones(4), training=True, axis=-1, momentum=10**400)
+
+
 # ---- batch norm mode rules --------------------------------------------------------------------
 
 

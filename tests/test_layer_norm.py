@@ -138,6 +138,25 @@ def test_layer_norm_in_place(isa, rng, dtype, shape, axis):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_out_holding_the_weight_or_bias(isa, rng, dtype):
+    """out= may hold the parameters (NumPy ufuncs allow it): every row still reads their values
+    from before the call, though earlier rows are written first."""
+    x = rng.standard_normal((4, 24)).astype(dtype)
+    expected_ln = simdnorm.layer_norm(x, x[0].copy(), x[1].copy())
+    expected_rms = simdnorm.rms_norm(x, x[2].copy())
+    xi = x.copy()
+    simdnorm.layer_norm(xi, xi[0], xi[1], out=xi)  # in place, parameters are rows of x
+    np.testing.assert_array_equal(xi, expected_ln)
+    xi = x.copy()
+    simdnorm.rms_norm(xi, xi[2], out=xi)
+    np.testing.assert_array_equal(xi, expected_rms)
+    buf = np.zeros_like(x)  # a separate out whose last row is the bias
+    buf[3] = x[1]
+    simdnorm.layer_norm(x, x[0], buf[3], out=buf)
+    np.testing.assert_array_equal(buf, expected_ln)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_layer_norm_strided_out(isa, rng, dtype):
     x = rng.standard_normal((4, 10)).astype(dtype)
     big = np.zeros((8, 20), dtype)

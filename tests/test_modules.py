@@ -317,6 +317,27 @@ def test_load_state_dict_strict_missing_and_non_strict(rng):
         m.load_state_dict([1, 2])
 
 
+def test_eval_checks_running_stats_like_the_functional_api():
+    m = simdnorm.BatchNorm(3).eval()
+    x = np.ones((4, 3), np.float32)
+    m.running_var = np.array([np.nan, 1.0, 1.0])  # settable (a NaN-poisoned state round-trips) ...
+    with pytest.raises(ValueError, match="running_var must be finite and >= 0, channel 0"):
+        m(x)  # ... but eval refuses it, as batch_norm(x, rm, rv) does
+    m.running_var = np.ones(3)
+    m.running_mean = np.array([0.0, np.inf, 0.0])
+    with pytest.raises(ValueError, match="running_mean must be finite, channel 1"):
+        m(x)
+
+
+def test_setter_rejects_values_beyond_the_dtype():
+    m = simdnorm.LayerNorm(3)  # float32
+    before = m.weight.copy()
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        m.weight = np.array([1.0, 1e300, 1.0])
+    np.testing.assert_array_equal(m.weight, before)
+    m.weight = np.array([1.0, np.inf, 1.0])  # an inf given as inf is the caller's value
+
+
 def test_setter_errors_change_nothing():
     m = simdnorm.BatchNorm(3, affine=False)
     before = _snapshot(m)

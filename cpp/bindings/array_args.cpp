@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <sstream>
 
@@ -19,10 +20,12 @@ std::size_t normalize_axis(py::handle item, std::size_t ndim, const char* name) 
         throw py::type_error(std::string(name) + " must be an int or a tuple of ints, got " +
                              std::string(py::str(py::type::of(item).attr("__name__"))));
     }
-    const long long value = item.cast<long long>();
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(item.ptr(), &overflow);
+    if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
     const long long n = static_cast<long long>(ndim);
-    if (value < -n || value >= n) {
-        throw py::value_error(std::string(name) + " " + std::to_string(value) + " is out of bounds for an array of " +
+    if (overflow != 0 || value < -n || value >= n) {
+        throw py::value_error(std::string(name) + " " + std::string(py::str(item)) + " is out of bounds for an array of " +
                               std::to_string(ndim) + " dimension" + (ndim == 1 ? "" : "s"));
     }
     return static_cast<std::size_t>(value < 0 ? value + n : value);
@@ -132,10 +135,30 @@ Dtype dtype_of(const py::array& a) { return a.dtype().itemsize() == 4 ? Dtype::f
 
 std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+long long int_value(py::handle obj, const char* name) {
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+    if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (overflow != 0) throw py::value_error(std::string(name) + " " + std::string(py::str(obj)) + " is out of range");
+    return value;
+}
+
 double check_eps(double eps, const char* name) {
     if (!std::isfinite(eps) || eps <= 0.0) {
         std::ostringstream s;
         s << name << " must be a finite number > 0, got " << eps;
+        throw py::value_error(s.str());
+    }
+    return eps;
+}
+
+double check_eps(double eps, Dtype dtype, const char* name) {
+    check_eps(eps, name);
+    const double smallest = dtype == Dtype::f32 ? double(std::numeric_limits<float>::min()) : std::numeric_limits<double>::min();
+    if (eps < smallest) {
+        std::ostringstream s;
+        s << name << " must be at least the smallest normal " << (dtype == Dtype::f32 ? "float32" : "float64") << " ("
+          << smallest << ") for " << (dtype == Dtype::f32 ? "float32" : "float64") << " data, got " << eps;
         throw py::value_error(s.str());
     }
     return eps;
@@ -162,6 +185,10 @@ std::vector<char> single_axis(py::handle axis, std::size_t ndim, std::size_t min
     if (ndim < min_ndim) {
         throw py::value_error(std::string(op) + ": x must have at least " + std::to_string(min_ndim) +
                               " dimensions (N, C, ...), got " + std::to_string(ndim));
+    }
+    if (!py::isinstance<py::int_>(axis) || py::isinstance<py::bool_>(axis)) {
+        throw py::type_error(std::string(op) + ": axis must be an int (the channel axis), got " +
+                             std::string(py::str(py::type::of(axis).attr("__name__"))));
     }
     std::vector<char> flags(ndim, 0);
     flags[normalize_axis(axis, ndim, "axis")] = 1;
@@ -323,6 +350,11 @@ py::array move_axes_to_end(const py::array& a, const std::vector<char>& axes) {
     }
     static const py::handle moveaxis = numpy_function("moveaxis");
     return moveaxis(a, source, destination);
+}
+
+py::array unaliased(const py::array& a, const py::array& written) {
+    if (!a || !may_share_memory(a, written)) return a;
+    return py::array::ensure(a.attr("copy")());
 }
 
 py::array ascontiguous(const py::array& a) {

@@ -26,8 +26,15 @@ py::array input_array(py::handle x, const char* name);
 Dtype dtype_of(const py::array& a);
 std::string dtype_name(const py::array& a);
 
+// A Python int (type already checked) as long long; ValueError "<name> <value> is out of range"
+// when it does not fit (pybind11's own cast would raise a bare RuntimeError).
+long long int_value(py::handle obj, const char* name);
+
 // eps must be a finite number > 0.
 double check_eps(double eps, const char* name = "eps");
+// ... and, for data of `dtype`, at least its smallest normal number: a smaller eps acts as 0 there
+// and 1 / sqrt(var + eps) overflows the dtype on a constant row (NaN instead of the bias).
+double check_eps(double eps, Dtype dtype, const char* name = "eps");
 
 // Axis sets over x's dimensions: flags[i] is true for axes in the set.
 // layer-norm style: int k -> axes k..ndim-1; tuple -> exactly those axes.
@@ -70,6 +77,9 @@ py::array output_array(py::handle out, const py::array& x);
 bool may_share_memory(const py::array& a, const py::array& b);
 // a and b are the same elements (same data pointer, shape and strides).
 bool same_view(const py::array& a, const py::array& b);
+// A parameter read while `written` is written (out= holding a weight, as NumPy ufuncs allow): a
+// copy of it when their memory overlaps, else `a` itself (also when `a` is absent).
+py::array unaliased(const py::array& a, const py::array& written);
 
 // Moves the flagged axes of a to the end (a view) and back.
 py::array move_axes_to_end(const py::array& a, const std::vector<char>& axes);

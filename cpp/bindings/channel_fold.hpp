@@ -4,9 +4,12 @@
 // (the bindings are built with baseline flags: SSE2 on x86-64).
 #pragma once
 
+#include <pybind11/pybind11.h>
+
 #include <cfloat>
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 namespace simdnorm::bindings {
 
@@ -120,6 +123,19 @@ bool running_stats_plainly_valid(std::size_t channels, const S* mean, const S* v
         flagged |= !(std::fabs(m) <= FLT_MAX) | !(v <= FLT_MAX) | std::signbit(v);  // NaN fails <=
     }
     return flagged == 0;
+}
+
+// ValueError naming the first channel whose running mean is not finite or whose running variance
+// is not finite and >= 0 (eval reads them: functional batch_norm and the BatchNorm module alike).
+template <class S>
+void check_running_stats(std::size_t channels, const S* mean, const S* var) {
+    if (running_stats_plainly_valid(channels, mean, var)) return;
+    for (std::size_t c = 0; c < channels; ++c) {
+        if (!std::isfinite(mean[c])) throw pybind11::value_error("running_mean must be finite, channel " + std::to_string(c) + " is not");
+        if (!std::isfinite(var[c]) || var[c] < S(0)) {
+            throw pybind11::value_error("running_var must be finite and >= 0, channel " + std::to_string(c) + " is not");
+        }
+    }
 }
 
 }  // namespace simdnorm::bindings

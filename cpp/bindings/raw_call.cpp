@@ -69,6 +69,7 @@ double number_argument(PyObject* value, double fallback, const char* name) {
     if (!value) return fallback;
     const double result = PyFloat_AsDouble(value);
     if (result == -1.0 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) throw py::error_already_set();  // an int beyond float's range
         PyErr_Clear();
         throw py::type_error(std::string(name) + " must be a number, got " + Py_TYPE(value)->tp_name);
     }

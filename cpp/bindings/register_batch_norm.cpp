@@ -66,19 +66,6 @@ const void* contiguous_data(py::array& a) {
     return a.data();
 }
 
-// ValueError naming the first channel whose running mean is not finite or whose running variance
-// is not finite and >= 0.
-template <class S>
-void check_running_stats(std::size_t channels, const S* mean, const S* var) {
-    if (running_stats_plainly_valid(channels, mean, var)) return;
-    for (std::size_t c = 0; c < channels; ++c) {
-        if (!std::isfinite(mean[c])) throw py::value_error("running_mean must be finite, channel " + std::to_string(c) + " is not");
-        if (!std::isfinite(var[c]) || var[c] < S(0)) {
-            throw py::value_error("running_var must be finite and >= 0, channel " + std::to_string(c) + " is not");
-        }
-    }
-}
-
 template <class T>
 struct FoldedChannels {
     const T* center;  // null when not needed
@@ -151,6 +138,15 @@ std::size_t channel_count(const py::array& x, const std::vector<char>& axes) {
     return 0;
 }
 
+// Values per channel: the product of the other axes (also when there are no channels).
+std::size_t per_channel_count(const py::array& x, const std::vector<char>& axes) {
+    std::size_t count = 1;
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+        if (!axes[i]) count *= static_cast<std::size_t>(x.shape(static_cast<py::ssize_t>(i)));
+    }
+    return count;
+}
+
 // Everything after the argument checks of batch_norm, for x's dtype T. Per-channel values live in
 // the thread's workspace; all checks (the running statistics' in eval) run before anything is
 // written.
@@ -198,7 +194,7 @@ py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle 
     const py::array x = input_array(x_obj, "x");
     const std::vector<char> axes = single_axis(axis, static_cast<std::size_t>(x.ndim()), 2, "batch_norm");
     const std::size_t channels = channel_count(x, axes);
-    check_eps(eps);
+    check_eps(eps, dtype_of(x));
     const std::vector<py::ssize_t> param_shape{static_cast<py::ssize_t>(channels)};
     const py::array weight = param_array(weight_obj, "weight", x, param_shape);
     const py::array bias = param_array(bias_obj, "bias", x, param_shape);
@@ -207,7 +203,7 @@ py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle 
     if (static_cast<bool>(running_mean) != static_cast<bool>(running_var)) {
         throw py::value_error("running_mean and running_var must be given together (or both None)");
     }
-    const std::size_t count = channels ? static_cast<std::size_t>(x.size()) / channels : 0;
+    const std::size_t count = per_channel_count(x, axes);
     if (training) {
         if (!std::isfinite(momentum) || momentum < 0.0 || momentum > 1.0) {
             throw py::value_error("momentum must be a number in [0, 1], got " + std::to_string(momentum));
@@ -230,7 +226,7 @@ py::tuple batch_stats(py::handle x_obj, py::handle axis) {
     const py::array x = input_array(x_obj, "x");
     const std::vector<char> axes = single_axis(axis, static_cast<std::size_t>(x.ndim()), 1, "batch_stats");
     const std::size_t channels = channel_count(x, axes);
-    const std::size_t count = channels ? static_cast<std::size_t>(x.size()) / channels : 0;
+    const std::size_t count = per_channel_count(x, axes);
     Layout layout;
     py::array source = x;
     if (!describe_layout(x, axes, &layout)) {
@@ -258,8 +254,8 @@ py::tuple batch_stats(py::handle x_obj, py::handle axis) {
 
 py::tuple fold_batch_norm(py::handle running_mean_obj, py::handle running_var_obj, py::handle weight_obj,
                           py::handle bias_obj, double eps) {
-    check_eps(eps);
     const py::array running_mean = input_array(running_mean_obj, "running_mean");
+    check_eps(eps, dtype_of(running_mean));
     if (running_mean.ndim() != 1) throw py::value_error("running_mean must be 1-D (one value per channel)");
     const std::size_t channels = static_cast<std::size_t>(running_mean.shape(0));
     const py::array running_var = running_array(running_var_obj, "running_var", channels, false);

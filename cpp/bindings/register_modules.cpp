@@ -1,5 +1,6 @@
 // The module classes LayerNorm, RMSNorm and BatchNorm: parameters held by the C++ object, the call
 // bound directly (checks in C++, then the dispatched kernels through kernel_calls.hpp).
+#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -109,6 +110,13 @@ py::array staged_value(py::handle value, const std::string& name, const py::dtyp
     if (!has_shape(a, shape)) {
         throw py::value_error("size mismatch for " + name + ": expected shape " + shape_string(shape) + ", got " +
                               shape_string(shape_of(a)));
+    }
+    if (k == 'f' && a.itemsize() > dtype.itemsize()) {  // float64 values beyond float32's range would become inf
+        const py::object np = numpy();
+        const py::object finite_magnitudes = np.attr("abs")(np.attr("where")(np.attr("isfinite")(a), a, 0.0));
+        if (py::bool_(np.attr("any")(np.attr("greater")(finite_magnitudes, double(FLT_MAX))))) {
+            throw py::value_error(name + " has values beyond the range of " + py::str(dtype).cast<std::string>());
+        }
     }
     py::array converted = numpy().attr("array")(a, "dtype"_a = dtype, "copy"_a = true, "order"_a = "C");
     if (kind == ValueKind::count && *static_cast<const std::int64_t*>(converted.data()) < 0) {
@@ -222,7 +230,7 @@ py::ssize_t size_arg(py::handle obj, const char* name) {
         throw py::type_error(std::string(name) + " must be an int or a tuple of ints, got " +
                              py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
     }
-    const long long v = py::int_(py::reinterpret_borrow<py::object>(obj)).cast<long long>();
+    const long long v = int_value(py::int_(py::reinterpret_borrow<py::object>(obj)), name);
     if (v < 0) throw py::value_error(std::string(name) + " must be >= 0, got " + std::to_string(v));
     return static_cast<py::ssize_t>(v);
 }
@@ -301,7 +309,7 @@ struct NormModule {
         if (eps_obj.is_none() && !layer) {
             eps = is_f32(dtype) ? double(std::numeric_limits<float>::epsilon()) : std::numeric_limits<double>::epsilon();
         } else {
-            eps = check_eps(number(eps_obj, "eps"));
+            eps = check_eps(number(eps_obj, "eps"), is_f32(dtype) ? Dtype::f32 : Dtype::f64);
         }
         eps_arg = py::reinterpret_borrow<py::object>(eps_obj);
     }
@@ -412,7 +420,7 @@ struct BatchNormModule {
         if (!py::isinstance<py::int_>(axis_obj) || py::isinstance<py::bool_>(axis_obj)) {
             throw py::type_error("axis must be an int");
         }
-        axis = axis_obj.cast<long long>();
+        axis = int_value(axis_obj, "axis");
         const Shape shape{static_cast<py::ssize_t>(num_features)};
         if (affine) {
             weight = Param(dtype, shape, 1.0);
@@ -442,7 +450,7 @@ struct BatchNormModule {
     }
 
     void set_eps(py::handle v) {
-        eps = check_eps(number(v, "eps"));
+        eps = check_eps(number(v, "eps"), is_f32(dtype) ? Dtype::f32 : Dtype::f64);
         cache_valid = false;
     }
     void set_momentum(py::handle v) {
@@ -544,6 +552,7 @@ struct BatchNormModule {
     void eval_step(const CallLayout& call) {
         const ChannelArrays<T> folded = cache_aligned_arrays(cache<T>(), num_features);
         if (!cache_valid || folded.center != cache_center) {  // a copied module carves its copy differently
+            check_running_stats(num_features, running_mean.data<T>(), running_var.data<T>());  // as batch_norm's eval
             const RunningStatsSource<T> stats{running_mean.data<T>(), running_var.data<T>(), eps};
             fold_channels<T>(num_features, stats, weight.data<T>(), bias.data<T>(), folded.center, folded.scale,
                              folded.offset);
@@ -608,7 +617,7 @@ struct BatchNormModule {
 
 BatchNormModule batch_norm_from_running_stats(py::handle stats, py::handle weight, py::handle bias, py::handle eps,
                                               py::handle axis, py::handle dtype) {
-    const long long count = py::int_(stats.attr("count")).cast<long long>();
+    const long long count = int_value(py::int_(stats.attr("count")), "from_running_stats: count");
     if (count <= 0) throw py::value_error("from_running_stats: the statistics have no samples (count == 0)");
     const py::array mean = numpy().attr("asarray")(stats.attr("mean"), "dtype"_a = "float64");
     const py::array var = numpy().attr("asarray")(stats.attr("var"), "dtype"_a = "float64");

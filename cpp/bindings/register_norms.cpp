@@ -23,7 +23,7 @@ double eps_value(PyObject* eps_obj, double fallback, const py::array& x, bool no
         !py::hasattr(eps, "__float__")) {
         throw py::type_error("eps must be a number, got " + std::string(py::str(py::type::of(eps).attr("__name__"))));
     }
-    return check_eps(py::float_(py::reinterpret_borrow<py::object>(eps)).cast<double>());
+    return check_eps(py::float_(py::reinterpret_borrow<py::object>(eps)).cast<double>(), dtype_of(x));
 }
 
 // Arguments as parsed by the fast entry points: null = not given.
@@ -38,9 +38,11 @@ py::object norm_call(bool layer, PyObject* x_obj, PyObject* weight_obj, PyObject
     if (return_stats_obj && (return_stats = PyObject_IsTrue(return_stats_obj)) < 0) throw py::error_already_set();
     const py::handle weight_obj_or_none = or_none(weight_obj), bias_obj_or_none = or_none(bias_obj), out = or_none(out_obj);
     const std::vector<py::ssize_t> param_shape = flagged_shape(x, axes);
-    const py::array weight = param_array(weight_obj_or_none, "weight", x, param_shape);
-    const py::array bias = layer ? param_array(bias_obj_or_none, "bias", x, param_shape) : null_array();
     const CallLayout call = resolve_call_layout(x, axes, out);
+    // The rows are written one after another while every row reads the whole weight and bias.
+    const py::array weight = unaliased(param_array(weight_obj_or_none, "weight", x, param_shape), call.y);
+    const py::array bias =
+        layer ? unaliased(param_array(bias_obj_or_none, "bias", x, param_shape), call.y) : null_array();
     py::array mean = null_array(), rstd = null_array();
     if (return_stats) {
         const std::vector<py::ssize_t> stats_shape = kept_shape(x, axes);

@@ -278,7 +278,7 @@ double eps_argument(py::handle eps) {
         throw py::type_error("RunningStats.normalize: eps must be a number or None, got " +
                              std::string(py::str(py::type::of(eps).attr("__name__"))));
     }
-    return check_eps(eps.cast<double>());
+    return check_eps(py::float_(py::reinterpret_borrow<py::object>(eps)).cast<double>());
 }
 
 py::object normalize(PyRunningStats& self, py::handle x_obj, py::handle out, py::handle eps_obj) {
@@ -427,7 +427,7 @@ double parse_eps(py::handle e) {
         throw py::type_error("RunningStats: eps must be a number, got " +
                              std::string(py::str(py::type::of(e).attr("__name__"))));
     }
-    return check_eps(e.cast<double>());
+    return check_eps(py::float_(py::reinterpret_borrow<py::object>(e)).cast<double>());
 }
 
 NonFinite parse_policy(py::handle p) {
@@ -444,7 +444,7 @@ std::size_t parse_num_features(py::handle n) {
         throw py::type_error("RunningStats: num_features must be an int, got " +
                              std::string(py::str(py::type::of(n).attr("__name__"))));
     }
-    const long long v = n.cast<long long>();
+    const long long v = int_value(n, "RunningStats: num_features");
     if (v < 1) throw py::value_error("RunningStats: num_features must be >= 1, got " + std::to_string(v));
     return static_cast<std::size_t>(v);
 }
@@ -522,7 +522,7 @@ void load_state_dict(PyRunningStats& self, py::handle state_obj) {
         throw py::type_error("RunningStats.load_state_dict: 'count' must be an int, got " +
                              std::string(py::str(py::type::of(count_obj).attr("__name__"))));
     }
-    const long long count = py::int_(count_obj).cast<long long>();
+    const long long count = int_value(py::int_(count_obj), "RunningStats.load_state_dict: count");
     const std::vector<double> mean = state_vector(state["mean"], "mean", features);
     const std::vector<double> second = state_vector(state[second_key], second_key, features);
     const std::string problem =
