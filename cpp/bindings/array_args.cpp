@@ -352,9 +352,15 @@ py::array move_axes_to_end(const py::array& a, const std::vector<char>& axes) {
     return moveaxis(a, source, destination);
 }
 
-py::array unaliased(const py::array& a, const py::array& written) {
-    if (!a || !may_share_memory(a, written)) return a;
-    return py::array::ensure(a.attr("copy")());
+void read_parameters_apart(const py::array& written, py::array* first, py::array* second) {
+    if (written.size() == 0) return;
+    std::intptr_t w_lo, w_hi;
+    byte_span(written, &w_lo, &w_hi);
+    for (py::array* a : {first, second}) {
+        if (!*a || a->nbytes() == 0) continue;
+        const auto lo = reinterpret_cast<std::intptr_t>(a->data());
+        if (lo < w_hi && w_lo < lo + static_cast<std::intptr_t>(a->nbytes())) *a = py::array::ensure(a->attr("copy")());
+    }
 }
 
 py::array ascontiguous(const py::array& a) {

@@ -77,9 +77,9 @@ py::array output_array(py::handle out, const py::array& x);
 bool may_share_memory(const py::array& a, const py::array& b);
 // a and b are the same elements (same data pointer, shape and strides).
 bool same_view(const py::array& a, const py::array& b);
-// A parameter read while `written` is written (out= holding a weight, as NumPy ufuncs allow): a
-// copy of it when their memory overlaps, else `a` itself (also when `a` is absent).
-py::array unaliased(const py::array& a, const py::array& written);
+// Parameters read while `written` is written (out= holding a weight, as NumPy ufuncs allow): each
+// present one whose memory overlaps `written` is replaced by a copy. Parameters are C-contiguous.
+void read_parameters_apart(const py::array& written, py::array* first, py::array* second);
 
 // Moves the flagged axes of a to the end (a view) and back.
 py::array move_axes_to_end(const py::array& a, const std::vector<char>& axes);

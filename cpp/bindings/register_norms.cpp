@@ -39,10 +39,11 @@ py::object norm_call(bool layer, PyObject* x_obj, PyObject* weight_obj, PyObject
     const py::handle weight_obj_or_none = or_none(weight_obj), bias_obj_or_none = or_none(bias_obj), out = or_none(out_obj);
     const std::vector<py::ssize_t> param_shape = flagged_shape(x, axes);
     const CallLayout call = resolve_call_layout(x, axes, out);
-    // The rows are written one after another while every row reads the whole weight and bias.
-    const py::array weight = unaliased(param_array(weight_obj_or_none, "weight", x, param_shape), call.y);
-    const py::array bias =
-        layer ? unaliased(param_array(bias_obj_or_none, "bias", x, param_shape), call.y) : null_array();
+    // The rows are written one after another while every row reads the whole weight and bias: an
+    // out= holding them gets them copied first (a fresh output cannot hold them).
+    py::array weight = param_array(weight_obj_or_none, "weight", x, param_shape);
+    py::array bias = layer ? param_array(bias_obj_or_none, "bias", x, param_shape) : null_array();
+    if (!out.is_none()) read_parameters_apart(call.y, &weight, &bias);
     py::array mean = null_array(), rstd = null_array();
     if (return_stats) {
         const std::vector<py::ssize_t> stats_shape = kept_shape(x, axes);
