@@ -215,6 +215,8 @@ def bad_calls():
     out["layer_norm_eps"] = simdnorm.layer_norm_f32(buf, buf, 2, 4, 4, 4, NULL, NULL, 0.0, NULL, NULL)
     out["layer_norm_nan_eps"] = simdnorm.layer_norm_f32(buf, buf, 2, 4, 4, 4, NULL, NULL, float("nan"), NULL, NULL)
     out["rms_norm_eps"] = simdnorm.rms_norm_f32(buf, buf, 2, 4, 4, 4, NULL, -1.0, NULL)
+    out["layer_norm_subnormal_eps"] = simdnorm.layer_norm_f32(buf, buf, 2, 4, 4, 4, NULL, NULL, 1e-39, NULL, NULL)
+    out["rms_norm_tiny_eps"] = simdnorm.rms_norm_f32(buf, buf, 2, 4, 4, 4, NULL, 1e-300, NULL)
     out["layer_norm_empty"] = simdnorm.layer_norm_f32(NULL, NULL, 0, 4, 4, 4, NULL, NULL, 1e-5, NULL, NULL)
     out["batch_stats_channels"] = simdnorm.batch_stats_f32(buf, 2, 0, 1, 4, 1, m, v)
     out["batch_stats_layout"] = simdnorm.batch_stats_f32(buf, 2, 4, 1, 4, 2, m, v)
@@ -490,6 +492,8 @@ def test_invalid_arguments_return_status_codes(ext):
     assert got["layer_norm_eps"] == m.ERR_VALUE
     assert got["layer_norm_nan_eps"] == m.ERR_VALUE
     assert got["rms_norm_eps"] == m.ERR_VALUE
+    assert got["layer_norm_subnormal_eps"] == m.ERR_VALUE  # below FLT_MIN: acts as 0 in float32
+    assert got["rms_norm_tiny_eps"] == m.ERR_VALUE
     assert got["layer_norm_empty"] == m.OK
     assert got["batch_stats_channels"] == m.ERR_SIZE
     assert got["batch_stats_layout"] == m.ERR_LAYOUT

@@ -36,6 +36,12 @@ int guarded(const Op& op) noexcept {
 }
 
 bool valid_eps(double eps) noexcept { return std::isfinite(eps) && eps > 0.0; }
+// Norms of T data: also at least T's smallest normal number, as the Python API requires (a smaller
+// eps acts as 0 in T and a constant row would give NaN).
+template <class T>
+bool valid_eps_for(double eps) noexcept {
+    return std::isfinite(eps) && eps >= static_cast<double>(std::numeric_limits<T>::min());
+}
 
 const char* c_active_isa() noexcept { return isa_name(active_isa()); }
 
@@ -84,7 +90,7 @@ int c_layer_norm(const T* x, T* y, std::size_t rows, std::size_t cols, std::ptrd
                  std::ptrdiff_t y_row_stride, const T* weight, const T* bias, double eps, T* mean, T* rstd) noexcept {
     if (rows != 0 && cols != 0 && (!x || !y)) return SIMDNORM_ERR_NULL;
     if (!size_ok(rows, cols)) return SIMDNORM_ERR_SIZE;
-    if (!valid_eps(eps)) return SIMDNORM_ERR_VALUE;
+    if (!valid_eps_for<T>(eps)) return SIMDNORM_ERR_VALUE;
     NormArgs<T> args = row_args(x, y, rows, cols, x_row_stride, y_row_stride, eps);
     args.weight = weight;
     args.bias = bias;
@@ -101,7 +107,7 @@ int c_rms_norm(const T* x, T* y, std::size_t rows, std::size_t cols, std::ptrdif
                std::ptrdiff_t y_row_stride, const T* weight, double eps, T* rstd) noexcept {
     if (rows != 0 && cols != 0 && (!x || !y)) return SIMDNORM_ERR_NULL;
     if (!size_ok(rows, cols)) return SIMDNORM_ERR_SIZE;
-    if (!valid_eps(eps)) return SIMDNORM_ERR_VALUE;
+    if (!valid_eps_for<T>(eps)) return SIMDNORM_ERR_VALUE;
     NormArgs<T> args = row_args(x, y, rows, cols, x_row_stride, y_row_stride, eps);
     args.weight = weight;
     args.rstd = rstd;

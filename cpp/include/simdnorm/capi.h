@@ -86,7 +86,8 @@ typedef struct simdnorm_capi {
     /* LayerNorm over each of `rows` rows of `cols` contiguous elements:
      *   y = (x - mean) / sqrt(var + eps) * weight + bias   (population variance)
      * x row r starts at x + r * x_row_stride (elements). weight, bias (cols), mean, rstd (rows,
-     * receiving the row mean and 1 / sqrt(var + eps)) may each be NULL. eps > 0, finite. cols == 0
+     * receiving the row mean and 1 / sqrt(var + eps)) may each be NULL. eps finite and at least the
+     * smallest normal number of the data type (FLT_MIN / DBL_MIN), else SIMDNORM_ERR_VALUE. cols == 0
      * writes NaN statistics. Same numerics as simdnorm.layer_norm (see kernels.hpp). */
     int (*layer_norm_f32)(const float* x, float* y, size_t rows, size_t cols, ptrdiff_t x_row_stride,
                           ptrdiff_t y_row_stride, const float* weight, const float* bias, double eps, float* mean,
@@ -95,7 +96,7 @@ typedef struct simdnorm_capi {
                           ptrdiff_t y_row_stride, const double* weight, const double* bias, double eps, double* mean,
                           double* rstd);
 
-    /* RMSNorm over rows: y = x / sqrt(mean(x^2) + eps) * weight. weight and rstd may be NULL. */
+    /* RMSNorm over rows: y = x / sqrt(mean(x^2) + eps) * weight. weight and rstd may be NULL; eps as above. */
     int (*rms_norm_f32)(const float* x, float* y, size_t rows, size_t cols, ptrdiff_t x_row_stride,
                         ptrdiff_t y_row_stride, const float* weight, double eps, float* rstd);
     int (*rms_norm_f64)(const double* x, double* y, size_t rows, size_t cols, ptrdiff_t x_row_stride,
