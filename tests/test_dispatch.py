@@ -100,6 +100,38 @@ def test_use_isa_nests():
     assert simdnorm.current_isa() == before
 
 
+def test_use_isa_blocks_in_threads_may_end_in_any_order():
+    """Thread A enters, B enters, A leaves, B leaves: the process ends on its own variant, and
+    while B's block runs after A left, B's variant stays active."""
+    import threading
+
+    isas = simdnorm.available_isas()
+    before = simdnorm.current_isa()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with simdnorm.use_isa(isas[0]):
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def b():
+        a_in.wait(10)
+        with simdnorm.use_isa(isas[-1]):
+            b_in.set()
+            a_out.wait(10)
+            seen["inside b after a left"] = simdnorm.current_isa()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen == {"inside b after a left": isas[-1]}
+    assert simdnorm.current_isa() == before
+
+
 @pytest.mark.skipif(not IS_X86, reason="neon is the native variant on ARM; x86-only check")
 def test_use_isa_neon_on_x86_raises():
     before = simdnorm.current_isa()

@@ -242,6 +242,19 @@ def test_merge_across_workers_and_self():
     assert state(total) == before
 
 
+def test_merge_refuses_a_count_beyond_int64_and_changes_nothing():
+    big = RunningStats(2)
+    big.update(np.ones((3, 2)))
+    sd = big.state_dict()
+    sd["count"] = 2**62
+    big.load_state_dict(sd)
+    before = state(big)
+    with pytest.raises(ValueError, match=r"combined count would exceed 2\*\*63 - 1"):
+        big.merge(big)
+    assert state(big) == before
+    big.load_state_dict(big.state_dict())  # still a valid state
+
+
 def test_freeze_respected_by_every_update_path():
     rs = RunningStats(4)
     rs.update(stream(10, 4))

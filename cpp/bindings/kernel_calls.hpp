@@ -94,6 +94,7 @@ void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
 template <class T>
 void batch_norm_training_forward(const CallLayout& call, const T* weight, const T* bias, double eps, double* mean,
                                  double* m2, ChannelWorkspace& ws) {
+    const simdnorm::PinActiveIsa pin;  // statistics and normalization on one variant (use_isa elsewhere)
     BatchNormTrainArgs<T> a = normalize_args<BatchNormTrainArgs<T>>(call, weight, bias, eps);
     a.mean = mean;
     a.m2 = m2;

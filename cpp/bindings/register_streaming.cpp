@@ -553,6 +553,10 @@ void merge(PyRunningStats& self, py::handle other_obj) {
                               " features, this object has " + std::to_string(core.num_features()));
     }
     if (core.frozen()) throw py::value_error("RunningStats.merge: this object is frozen; unfreeze() it first");
+    if (o.count > std::numeric_limits<std::int64_t>::max() - core.count()) {
+        throw py::value_error("RunningStats.merge: the combined count would exceed 2**63 - 1 (" +
+                              std::to_string(core.count()) + " + " + std::to_string(o.count) + ")");
+    }
     core.merge(o.count, o.mean.data(), o.second.data());
 }
 

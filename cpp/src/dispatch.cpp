@@ -52,6 +52,7 @@ const KernelTable* best_table() noexcept {
 }
 
 std::atomic<const KernelTable*> g_active{nullptr};
+thread_local const KernelTable* t_pinned = nullptr;  // PinActiveIsa
 
 }  // namespace
 
@@ -101,6 +102,7 @@ std::vector<Isa> supported_isas() {
 bool isa_supported(Isa isa) noexcept { return find_table(isa) != nullptr && cpu_can_run(isa); }
 
 const KernelTable& active_table() noexcept {
+    if (const KernelTable* pinned = t_pinned) return *pinned;
     const KernelTable* table = g_active.load(std::memory_order_acquire);
     if (table == nullptr) {  // first use without init_active_isa_from_env(): the best variant
         const KernelTable* expected = nullptr;
@@ -111,6 +113,14 @@ const KernelTable& active_table() noexcept {
 }
 
 Isa active_isa() noexcept { return active_table().isa; }
+
+PinActiveIsa::PinActiveIsa() noexcept : pinned_here_(t_pinned == nullptr) {
+    if (pinned_here_) t_pinned = &active_table();
+}
+
+PinActiveIsa::~PinActiveIsa() {
+    if (pinned_here_) t_pinned = nullptr;
+}
 
 void set_active_isa(Isa isa) {
     const KernelTable* table = find_table(isa);

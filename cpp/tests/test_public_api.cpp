@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "support.hpp"
 
@@ -256,6 +257,26 @@ TEST_SUITE("public_api") {
             CHECK_THROWS_AS(simdnorm::set_active_isa(isa), std::invalid_argument);
             CHECK(simdnorm::active_isa() == Isa::scalar);  // unchanged after the failure
         }
+    }
+
+    TEST_CASE("PinActiveIsa keeps this thread's variant while others switch") {
+        StateGuard guard;
+        const Isa first = simdnorm::supported_isas().front();
+        simdnorm::set_active_isa(first);
+        {
+            const simdnorm::PinActiveIsa pin;
+            simdnorm::set_active_isa(Isa::scalar);
+            CHECK(simdnorm::active_isa() == first);  // pinned here
+            Isa seen_elsewhere = first;
+            std::thread([&] { seen_elsewhere = simdnorm::active_isa(); }).join();
+            CHECK(seen_elsewhere == Isa::scalar);  // the switch itself is process-wide
+            {
+                const simdnorm::PinActiveIsa nested;  // nests: the outer pin stays in charge
+                CHECK(simdnorm::active_isa() == first);
+            }
+            CHECK(simdnorm::active_isa() == first);
+        }
+        CHECK(simdnorm::active_isa() == Isa::scalar);
     }
 
     TEST_CASE("SIMDNORM_ISA selects the initial variant") {

@@ -12,28 +12,38 @@ from collections.abc import Iterator
 from . import _core
 
 _switch_lock = threading.RLock()
+_open_blocks: list[tuple[object, str]] = []  # (token, variant) of the use_isa blocks now running, oldest first
+_variant_before_blocks = ""
 
 
 @contextlib.contextmanager
 def use_isa(name: str) -> Iterator[str]:
     """Run the enclosed code with the kernel variant ``name`` ("scalar", "avx2", "avx512", "neon").
 
-    The choice is process-wide: other threads see it too while the block runs. The previous
-    variant is restored on exit, also after an exception.
+    The choice is process-wide: other threads see it too while the block runs. On exit (also after
+    an exception) the variant of the most recently entered block still running takes over, or, when
+    none is left, the variant active before the first of them: blocks in several threads may end in
+    any order and the process still returns to its variant. One call never mixes variants.
 
     Raises
     ------
     ValueError
         ``name`` is unknown, not compiled in, or not supported by this CPU.
     """
+    global _variant_before_blocks
+    token = object()
     with _switch_lock:
-        previous = _core.current_isa()
-        _core._set_isa(name)
+        before = _core.current_isa()
+        _core._set_isa(name)  # raises before anything is recorded
+        if not _open_blocks:
+            _variant_before_blocks = before
+        _open_blocks.append((token, _core.current_isa()))
     try:
         yield _core.current_isa()
     finally:
         with _switch_lock:
-            _core._set_isa(previous)
+            _open_blocks[:] = [block for block in _open_blocks if block[0] is not token]
+            _core._set_isa(_open_blocks[-1][1] if _open_blocks else _variant_before_blocks)
 
 
 def show_config(file=None) -> None:

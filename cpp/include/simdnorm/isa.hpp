@@ -29,6 +29,21 @@ Isa active_isa() noexcept;
 // is not compiled in or the CPU cannot run it.
 void set_active_isa(Isa isa);
 
+// While alive, operations on the constructing thread keep the variant that was active when it was
+// made, whatever set_active_isa does meanwhile (from any thread): a call made of several
+// operations (BatchNorm training channels-last: statistics, then normalization) then runs on one
+// variant. Nests; other threads are unaffected.
+class PinActiveIsa {
+public:
+    PinActiveIsa() noexcept;
+    ~PinActiveIsa();
+    PinActiveIsa(const PinActiveIsa&) = delete;
+    PinActiveIsa& operator=(const PinActiveIsa&) = delete;
+
+private:
+    bool pinned_here_;
+};
+
 // Selects the initial variant: the best supported one, or the SIMDNORM_ISA environment variable's
 // when it names a supported variant. Never throws; an unknown or unsupported request falls back to
 // the best variant and returns a message the caller should show as a warning (empty otherwise).
