@@ -132,3 +132,80 @@ def test_set_num_threads_invalid_keeps_value(restore_threads, n):
     with pytest.raises(ValueError):
         simdnorm.set_num_threads(n)
     assert simdnorm.get_num_threads() == 2
+
+
+def _concurrent_cases(rng):
+    """name -> (call(out_or_None) -> tuple of arrays, output shape and dtype or None if no out=)."""
+    rows = rng.standard_normal((512, 768)).astype(np.float32)  # GIL released
+    big = rng.standard_normal((1024, 1024)).astype(np.float32)  # 4 MiB outputs: the output cache
+    one = rng.standard_normal((1, 768)).astype(np.float32)  # GIL kept
+    w = rng.uniform(0.5, 2, 768).astype(np.float32)
+    nchw = rng.standard_normal((8, 64, 14, 14)).astype(np.float32)
+    nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
+    rm, rv = rng.standard_normal(64).astype(np.float32), rng.uniform(0.5, 2, 64).astype(np.float32)
+
+    def train(x, axis):  # fresh running statistics per call: each thread updates its own
+        def run(out):
+            m, v = rm.copy(), rv.copy()
+            return simdnorm.batch_norm(x, m, v, training=True, axis=axis, out=out), m, v
+        return run
+
+    return {
+        "layer_norm 512x768": (lambda out: (simdnorm.layer_norm(rows, w, w, out=out),), rows),
+        "layer_norm 1024x1024": (lambda out: (simdnorm.layer_norm(big, out=out),), big),
+        "rms_norm 1x768": (lambda out: (simdnorm.rms_norm(one, w, out=out),), one),
+        "batch_norm train NCHW": (train(nchw, 1), nchw),
+        "batch_norm train NHWC": (train(nhwc, -1), nhwc),
+        "batch_norm eval NCHW": (lambda out: (simdnorm.batch_norm(nchw, rm, rv, out=out),), nchw),
+        "batch_stats NHWC": (lambda out: simdnorm.batch_stats(nhwc, axis=-1)[:2], None),
+    }
+
+
+def test_concurrent_python_threads_give_the_sequential_bits(restore_threads):
+    """An inference service calls from many Python threads while the GIL is released: every result,
+    kept alive while other threads allocate, equals the one-thread result bit for bit, also while
+    another thread changes the thread count and the output cache limit."""
+    import threading
+
+    cases = _concurrent_cases(np.random.default_rng(12))
+    simdnorm.set_num_threads(1)
+    expected = {name: tuple(a.copy() for a in call(None)) for name, (call, _) in cases.items()}
+    simdnorm.set_num_threads(2)
+    names = sorted(cases)
+    mismatches, stop = [], threading.Event()
+    cache_limit = simdnorm.get_output_cache_limit()
+
+    def worker(seed):
+        pick = np.random.default_rng(seed)
+        kept = []
+        for _ in range(30):
+            name = names[pick.integers(len(names))]
+            call, like = cases[name]
+            out = np.empty_like(like) if like is not None and pick.random() < 0.3 else None
+            result = call(out)
+            kept.append((name, result))
+            for kept_name, kept_result in kept[-4:]:  # results stay intact while others are made
+                if any(not np.array_equal(a, b) for a, b in zip(kept_result, expected[kept_name])):
+                    mismatches.append(kept_name)
+
+    def disturb():
+        pick = np.random.default_rng(99)
+        while not stop.is_set():
+            simdnorm.set_num_threads(int(pick.integers(1, 4)))
+            simdnorm.set_output_cache_limit(int(pick.choice([0, 1 << 20, 64 << 20])))
+            stop.wait(0.001)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
+    disturber = threading.Thread(target=disturb)
+    try:
+        disturber.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        stop.set()
+        disturber.join(10)
+        simdnorm.set_output_cache_limit(cache_limit)
+    assert not any(t.is_alive() for t in threads)
+    assert mismatches == []
