@@ -239,6 +239,48 @@ def test_batch_stats_nonfinite_stays_in_its_channel(isa, rng, dtype, shape, axis
     np.testing.assert_allclose(var[[0, 2]], evar[[0, 2]], rtol=1e-5)
 
 
+def _inf_data(rng, shape, dtype, channel_axis):
+    """Channel 0 gets a -inf, channel 1 a +inf and a -inf, channel 2 two +inf, the rest finite."""
+    x = rng.standard_normal(shape).astype(dtype)
+    xc = np.moveaxis(x, channel_axis, 0)  # a view: .flat writes through
+    xc[0].flat[1] = -np.inf
+    xc[1].flat[0], xc[1].flat[-1] = np.inf, -np.inf
+    xc[2].flat[2], xc[2].flat[-2] = np.inf, np.inf
+    assert np.isinf(x).sum() == 5
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 8), (5, 768), (3, 5000), (3, 300000)])  # short, chunked, split rows
+def test_layer_norm_stats_with_inf_are_numpys(isa, rng, dtype, shape):
+    """A row holding ±inf has mean ±inf (NaN with both signs), as NumPy and PyTorch report it."""
+    x = _inf_data(rng, shape, dtype, 0)
+    with np.errstate(invalid="ignore"):
+        expected = x.astype(np.float64).mean(axis=-1)
+    _, mean, rstd = simdnorm.layer_norm(x, return_stats=True)
+    np.testing.assert_allclose(mean.ravel(), expected, rtol=1e-6, atol=1e-6)  # inf == inf, NaN == NaN
+    assert np.isnan(rstd.ravel()[:3]).all()
+
+
+@pytest.mark.parametrize("shape, axis", [((8, 5, 7, 7), 1), ((8, 7, 7, 5), -1), ((256, 5), -1), ((64, 5, 100), 1),
+                                         ((4, 5, 50000), 1)])
+def test_batch_statistics_with_inf_are_pytorchs(isa, rng, shape, axis):
+    """batch_stats' mean and the running mean of training BatchNorm keep ±inf as PyTorch does; the
+    variances are NaN; the finite channels are untouched by their neighbours."""
+    x = _inf_data(rng, shape, np.float32, axis % len(shape))
+    other = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+    with np.errstate(invalid="ignore"):
+        expected = x.astype(np.float64).mean(axis=other)
+    mean, var, _ = simdnorm.batch_stats(x, axis=axis)
+    np.testing.assert_allclose(mean, expected, rtol=1e-6, atol=1e-6)
+    assert np.isnan(var[:3]).all() and np.isfinite(var[3:]).all()
+    c = x.shape[axis]
+    rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
+    simdnorm.batch_norm(x, rm, rv, training=True, axis=axis)
+    assert rm[0] == -np.inf and np.isnan(rm[1]) and rm[2] == np.inf  # torch: -inf, nan, inf
+    assert np.isnan(rv[:3]).all() and np.isfinite(rm[3:]).all() and np.isfinite(rv[3:]).all()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batch_norm_eval_nonfinite_is_elementwise(isa, rng, dtype):
     x = rng.standard_normal((4, 5, 6)).astype(dtype)

@@ -46,6 +46,12 @@ std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 // Chan et al.'s combination of (count, mean, m2) with a further block's statistics, in place.
 // (The kernels carry their own copy: ISA translation units share no inline code with this one.)
 void merge_moments(double& count, double& mean, double& m2, double count_b, double mean_b, double m2_b) {
+    if (!std::isfinite(mean) || !std::isfinite(mean_b)) {  // ±inf data: as the kernels' merge_moments
+        mean += mean_b;
+        m2 = mean - mean;
+        count += count_b;
+        return;
+    }
     const double total = count + count_b;
     const double delta = mean_b - mean;
     const double weight_b = count_b / total;

@@ -54,6 +54,10 @@ struct Moments {
     double mean, m2;  // m2 = sum of squared deviations from mean
 };
 
+// Data with ±inf (and no NaN, no opposite infinities) has mean ±inf, as in NumPy and PyTorch, and
+// an undefined (NaN) spread; `mean` is the plain double mean, non-finite.
+inline Moments nonfinite_moments(double mean) { return {mean, mean - mean}; }
+
 // Plain double-precision two-pass over n elements `stride` apart: the fallback when the
 // T-precision partial sums overflow (float32 magnitudes beyond ~1e19 square past FLT_MAX).
 template <class T>
@@ -61,6 +65,7 @@ Moments exact_moments(const T* p, std::size_t n, std::ptrdiff_t stride) {
     double sum = 0.0;
     for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(p[static_cast<std::ptrdiff_t>(i) * stride]);
     const double mean = sum / static_cast<double>(n);
+    if (!is_finite(mean)) return nonfinite_moments(mean);
     double sum_d = 0.0, sum_dd = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
         const double d = static_cast<double>(p[static_cast<std::ptrdiff_t>(i) * stride]) - mean;
@@ -80,8 +85,13 @@ double exact_sum_squares(const T* p, std::size_t n, std::ptrdiff_t stride) {
     return sum;
 }
 
-// Chan et al.'s pairwise combination of (count, mean, m2); count_a + count_b > 0.
+// Chan et al.'s pairwise combination of (count, mean, m2); count_a + count_b > 0. A non-finite mean
+// on either side combines as a sum would (-inf with -inf stays -inf; with +inf or NaN, NaN).
 inline void merge_moments(Moments& a, double count_a, const Moments& b, double count_b) {
+    if (!is_finite(a.mean) || !is_finite(b.mean)) {
+        a = nonfinite_moments(a.mean + b.mean);
+        return;
+    }
     const double count = count_a + count_b;
     const double delta = b.mean - a.mean;
     const double weight_b = count_b / count;
@@ -435,6 +445,7 @@ Moments runs_moments(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t
     Moments shifted;
     if (accept_shifted(static_cast<double>(first_pivot), sum_d, sum_dd, count, &shifted)) return shifted;
     const double mean = runs_sum(p, runs, n, stride) / count;  // exact sums of a constant chunk
+    if (!is_finite(mean)) return nonfinite_moments(mean);
     const T pivot = static_cast<T>(mean);
     runs_centered_sums(p, runs, n, stride, pivot, &sum_d, &sum_dd);
     const Moments result{mean, clamp_non_negative(sum_dd - sum_d * (sum_d / count))};
