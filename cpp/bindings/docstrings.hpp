@@ -15,14 +15,16 @@ x : ndarray of float32 or float64
 weight, bias : ndarray, optional
     Shape of x's normalized axes (in axis order), dtype of x.
 eps : float
-    Added to the (biased) variance; must be finite and > 0.
+    Added to the (biased) variance; must be finite and at least the smallest normal number of x's
+    dtype (``np.finfo(x.dtype).tiny``: 1.2e-38 for float32), below which it would act as 0.
 axis : int or tuple of ints
     An int ``k`` normalizes over axes ``k .. x.ndim-1`` (PyTorch's ``normalized_shape ==
     x.shape[k:]``, ONNX LayerNormalization's ``axis``). A tuple normalizes over exactly those axes:
     ``axis=(1,)`` on NCHW is the channels-first LayerNorm of ConvNeXt. Note that ``axis=1`` and
     ``axis=(1,)`` differ on arrays with more than two dimensions.
 out : ndarray, optional
-    Destination with x's shape and dtype; may be ``x`` itself (in place).
+    Destination with x's shape and dtype; may be ``x`` itself (in place), and may hold the weight
+    or bias (they are then read from a copy).
 return_stats : bool
     Also return ``mean`` and ``rstd = 1 / sqrt(var + eps)``, shaped like x with the normalized
     axes kept as size 1 (ONNX's Mean / InvStdDev, ``torch.native_layer_norm``).
@@ -49,13 +51,13 @@ x : ndarray of float32 or float64
 weight : ndarray, optional
     Shape of x's normalized axes, dtype of x.
 eps : float or None
-    Must be finite and > 0. The default 1e-6 is Llama's and Keras'; ONNX RMSNormalization uses
+    Finite and at least ``np.finfo(x.dtype).tiny``. The default 1e-6 is Llama's and Keras'; ONNX RMSNormalization uses
     1e-5; ``None`` means the dtype's machine epsilon (``np.finfo(x.dtype).eps``), which is
     PyTorch's default for ``torch.nn.RMSNorm(eps=None)``.
 axis : int or tuple of ints
     As in :func:`layer_norm`.
 out : ndarray, optional
-    Destination with x's shape and dtype; may be ``x`` itself.
+    Destination with x's shape and dtype; may be ``x`` itself, and may hold the weight.
 
 Returns
 -------
@@ -83,7 +85,7 @@ momentum : float
     In [0, 1]. For PyTorch's cumulative average (``momentum=None``), pass
     ``1 / num_batches_tracked``.
 eps : float
-    Finite and > 0.
+    Finite and at least ``np.finfo(x.dtype).tiny``.
 axis : int
     The channel axis.
 out : ndarray, optional
