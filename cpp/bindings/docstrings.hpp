@@ -51,9 +51,9 @@ x : ndarray of float32 or float64
 weight : ndarray, optional
     Shape of x's normalized axes, dtype of x.
 eps : float or None
-    Finite and at least ``np.finfo(x.dtype).tiny``. The default 1e-6 is Llama's and Keras'; ONNX RMSNormalization uses
-    1e-5; ``None`` means the dtype's machine epsilon (``np.finfo(x.dtype).eps``), which is
-    PyTorch's default for ``torch.nn.RMSNorm(eps=None)``.
+    Finite and at least ``np.finfo(x.dtype).tiny``. The default 1e-6 is Llama's and Keras';
+    ONNX RMSNormalization uses 1e-5; ``None`` means the dtype's machine epsilon
+    (``np.finfo(x.dtype).eps``), which is PyTorch's default for ``torch.nn.RMSNorm(eps=None)``.
 axis : int or tuple of ints
     As in :func:`layer_norm`.
 out : ndarray, optional
