@@ -134,8 +134,9 @@ TEST_SUITE("channel_affine") {
         }
     }
 
-    // Channels-first runs start with a partial vector up to x's vector boundary (affine_run): every
-    // head length, y at x's offset and off it; the map is elementwise, so the bits must not move.
+    // Channels-first runs out of place are written in whole vectors, the last one overlapping its
+    // neighbour (affine_run): every start offset of x within a vector, y at x's offset and off it;
+    // the map is elementwise, so the bits must not move.
     TEST_CASE_TEMPLATE("channels-first, every alignment of x", T, float, double) {
         std::uint64_t seed = 8000;
         for (std::size_t inner : {std::size_t(31), std::size_t(32), std::size_t(49), std::size_t(196)}) {

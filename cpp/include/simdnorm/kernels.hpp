@@ -85,7 +85,8 @@ struct BatchStatsArgs {
 
 // Per-channel affine map y = (x - center[c]) * scale[c] + offset[c]; center may be null (frozen
 // inference: y = x * scale + offset, one fused multiply-add). Subtracting the center first keeps
-// precision when x carries a large offset.
+// precision when x carries a large offset. y may be x itself (same strides); otherwise y must not
+// overlap x (channels-first runs rewrite a few elements of y from x).
 template <class T>
 struct ChannelAffineArgs {
     const T* x = nullptr;
