@@ -111,6 +111,16 @@ class StateGuard {
     int threads_;
 };
 
+// run() through the public (dispatched) operations with variant v active on `threads` threads;
+// the caller holds a StateGuard.
+template <class Run>
+auto run_on(const Variant& v, int threads, Run&& run) {
+    simdnorm::set_active_isa(v.isa);
+    simdnorm::set_num_threads(threads);
+    REQUIRE(simdnorm::get_num_threads() == threads);
+    return run();
+}
+
 // Fill value of output slots a kernel must not write (exact in float32 and float64).
 constexpr double kUnwritten = -777.25;
 

@@ -296,13 +296,8 @@ void check_dispatched_threads(const TrainCase& c) {
     };
     for (const Variant& v : runnable_variants()) {
         INFO("variant " << std::string(v.name()));
-        simdnorm::set_active_isa(v.isa);
-        simdnorm::set_num_threads(1);
-        REQUIRE(simdnorm::get_num_threads() == 1);
-        const Outputs single = run(nullptr);
-        simdnorm::set_num_threads(2);
-        REQUIRE(simdnorm::get_num_threads() == 2);
-        const Outputs parallel = run(nullptr);
+        const Outputs single = run_on(v, 1, [&] { return run(nullptr); });
+        const Outputs parallel = run_on(v, 2, [&] { return run(nullptr); });
         const Outputs direct = run(v.get<T>().batch_norm_train);
         for (const Outputs* other : {&parallel, &direct}) {
             CHECK(same_bits(single.mean, other->mean));

@@ -136,13 +136,8 @@ TEST_SUITE("public_api") {
         StateGuard guard;
         for (const Variant& v : runnable_variants()) {
             INFO("variant " << std::string(v.name()));
-            simdnorm::set_active_isa(v.isa);
-            simdnorm::set_num_threads(1);
-            CHECK(simdnorm::get_num_threads() == 1);
-            const std::vector<T> single = run_public_ops<T>();
-            simdnorm::set_num_threads(2);
-            CHECK(simdnorm::get_num_threads() == 2);
-            const std::vector<T> parallel = run_public_ops<T>();
+            const std::vector<T> single = run_on(v, 1, run_public_ops<T>);
+            const std::vector<T> parallel = run_on(v, 2, run_public_ops<T>);
             CHECK(same_bits(single, parallel));
         }
     }
