@@ -200,16 +200,19 @@ def test_layer_norm_big_rows(isa, rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("cols", [1, 16, 33, 64, 100, 128, 256, 257])
+@pytest.mark.parametrize("cols", [1, 16, 33, 64, 100, 128, 256, 257, 768, 1000, 4096])
 @pytest.mark.parametrize("affine", ["wb", "w", "b", "none"])
 def test_layer_norm_row_in_a_batch_equals_row_alone_bitwise(isa, dtype, cols, affine):
-    """Batches of short rows take the next row's statistics inside this row's loop (AVX-512 / NEON,
-    interleaved_rows.inl); a row alone does not. Same bits either way, statistics included, also
-    for a row whose first elements sit far from its mean (the one-pass pivot is rejected)."""
+    """Batches take their rows' statistics in blocks, several rows per vector (row_blocks.inl); a
+    row alone does not. Same bits either way, statistics included, in full and partial blocks,
+    also for a row whose first elements sit far from its mean (the one-pass pivot is rejected), a
+    constant row, a row offset by 1e6 and a row holding NaN."""
     rng = np.random.default_rng(cols)
-    x = rng.standard_normal((9, cols)).astype(dtype)
+    x = rng.standard_normal((37, cols)).astype(dtype)
     x[3, : min(cols, 16)] += 50.0
     x[5] = 1.5
+    x[17] += 1e6
+    x[20, cols // 2] = np.nan
     w = rng.uniform(0.5, 2, cols).astype(dtype) if affine in ("wb", "w") else None
     b = rng.uniform(-1, 1, cols).astype(dtype) if affine in ("wb", "b") else None
     y, mean, rstd = simdnorm.layer_norm(x, w, b, return_stats=True)

@@ -269,6 +269,42 @@ void norm_streamed_equals_cached(bool centered) {
     }
 }
 
+// A row's bits do not depend on the rows around it: in a batch, LayerNorm rows go through blocks
+// (row_blocks.inl: the statistics of several rows per vector, a partial last block), alone through
+// the direct path. Every variant; rows far from their pivot (rejected), constant, offset by 1e6;
+// short rows in blocks, wider ones on the row-pair path. NaN rows: tests/test_layer_norm.py
+// (run_norm compares x with ==).
+template <class T>
+void norm_row_in_batch_equals_row_alone(bool centered) {
+    std::uint64_t seed = 700;
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        auto kernel = centered ? v.get<T>().layer_norm : v.get<T>().rms_norm;
+        for (std::size_t mid : {1, 3, 16, 17, 64, 100, 256, 257, 768, 1000, 4096}) {
+            const std::size_t outer = 37;
+            std::vector<T> x = normal_values<T>(outer * mid, ++seed, 0.0, 1.0);
+            for (std::size_t k = 0; k < std::min<std::size_t>(mid, 16); ++k) x[3 * mid + k] += T(50);
+            std::fill(x.begin() + 5 * static_cast<std::ptrdiff_t>(mid), x.begin() + 6 * static_cast<std::ptrdiff_t>(mid), T(1.5));
+            for (std::size_t k = 0; k < mid; ++k) x[17 * mid + k] += T(1e6);
+            const std::vector<T> weight = normal_values<T>(mid, seed + 1, 1.0, 0.5);
+            const std::vector<T> bias = normal_values<T>(mid, seed + 2, 0.0, 1.0);
+            for (NormOptions o : affine_combinations(centered)) {
+                o.stats = true;
+                const NormRun<T> batch = run_norm<T>(kernel, {outer, mid, 1}, o, x, weight, bias);
+                for (std::size_t r = 0; r < outer; ++r) {
+                    INFO("mid=" << mid << " row " << r << " " << describe({outer, mid, 1}, o));
+                    const auto row = x.begin() + static_cast<std::ptrdiff_t>(r * mid);
+                    const NormRun<T> alone =
+                        run_norm<T>(kernel, {1, mid, 1}, o, std::vector<T>(row, row + static_cast<std::ptrdiff_t>(mid)), weight, bias);
+                    CHECK(std::memcmp(alone.y.data(), batch.y.data() + r * mid, mid * sizeof(double)) == 0);
+                    CHECK(std::memcmp(&alone.mean[0], &batch.mean[r], sizeof(double)) == 0);
+                    CHECK(std::memcmp(&alone.rstd[0], &batch.rstd[r], sizeof(double)) == 0);
+                }
+            }
+        }
+    }
+}
+
 template <class T>
 void norm_rows_strided(bool centered) {
     std::uint64_t seed = 200;

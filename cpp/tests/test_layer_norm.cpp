@@ -13,6 +13,9 @@ TEST_SUITE("layer_norm") {
     TEST_CASE_TEMPLATE("streamed output: the bits of the cached path", T, float, double) {
         norm_streamed_equals_cached<T>(true);
     }
+    TEST_CASE_TEMPLATE("a row in a batch: the bits of the row alone", T, float, double) {
+        norm_row_in_batch_equals_row_alone<T>(true);
+    }
 
     TEST_CASE_TEMPLATE("NaN stays in its own row", T, float, double) {
         for (const Variant& v : runnable_variants()) {

@@ -13,6 +13,9 @@ TEST_SUITE("rms_norm") {
     TEST_CASE_TEMPLATE("streamed output: the bits of the cached path", T, float, double) {
         norm_streamed_equals_cached<T>(false);
     }
+    TEST_CASE_TEMPLATE("a row in a batch: the bits of the row alone", T, float, double) {
+        norm_row_in_batch_equals_row_alone<T>(false);
+    }
 
     // kernels.hpp: "bias ... may be null; ignored by rms_norm". A non-null bias must not change y.
     TEST_CASE_TEMPLATE("bias is ignored, rows and columns layouts", T, float, double) {

@@ -8,15 +8,12 @@
 // step, so every row gets the same bits as on the other paths.
 //
 // Taken for DRAM-sized outputs (non-temporal stores; 8192x1024 out= ~1.4x -> ~1.05x the time of
-// np.copyto) and for short rows in cache (<= kInterleavedRowBytes: 4096x64 98 -> 82 us), where the
-// per-row chain is most of the work. Longer rows in cache keep the look-ahead row pairs
-// (layer_norm_row_groups: 512x768 43 vs 55 us interleaved). The loop keeps ~16 vectors live: with
-// 16 registers (AVX2) they spill and it is slower than the plain loops (8192x1024 out= 2.2-2.4 ->
-// 2.9-3.0 ms; short rows no gain), as it is with one-lane blocks (scalar), so those keep them.
-// (Walking the normalization from a rotated start, to keep its stores away from the loads' page
-// offsets, measured slower at every offset: 4K aliasing is not what limits this loop.)
-
-constexpr std::size_t kInterleavedRowBytes = 1024;
+// np.copyto). Rows in cache take row_blocks.inl, which overlaps the rows' chains by taking each
+// step over a block of rows. The loop keeps ~16 vectors live: with 16 registers (AVX2) they spill
+// and it is slower than the plain loop (8192x1024 out= 2.2-2.4 -> 2.9-3.0 ms), as it is with
+// one-lane blocks (scalar), so those keep it. (Walking the normalization from a rotated start, to
+// keep its stores away from the loads' page offsets, measured slower at every offset: 4K aliasing
+// is not what limits this loop.)
 
 // add_row_centered_sums(p, n, ...) taken one 4-vector step at a time, then finished. A copy on
 // purpose: add_row_centered_sums written on top of this object ran in-cache LayerNorm 5-8 % slower
@@ -53,6 +50,11 @@ struct CenteredSumsInProgress {
     SIMDNORM_ALWAYS_INLINE void finish(const T* p, std::size_t i, std::size_t n, const T* pivot_lanes, double* sum_d,
                                        double* sum_dd) {
         if (steps != 0) flush();
+        if (i == n) {  // no tail, as add_row_centered_sums
+            *sum_d = acc_reduce(total_d);
+            *sum_dd = acc_reduce(total_dd);
+            return;
+        }
         V d{}, q{};
         for (; i + L <= n; i += L) {
             const V a = load(p + i) - c;
@@ -152,21 +154,18 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     }
 }
 
-// Whether layer_norm_rows_interleaved takes these rows (see the top of this file): rows one chunk
-// long (row_moments = chunk_moments); streamed, y element-aligned (the head is whole elements).
+// Whether layer_norm_rows_interleaved takes these rows (see the top of this file): streamed, rows
+// one chunk long (row_moments = chunk_moments), y element-aligned (the head is whole elements).
 template <class T>
 bool interleaved_rows_apply(const NormArgs<T>& a) {
-    if (kVectorRegisters < 32 || Vec<T>::lanes == 1 || a.stats_in || a.stats_out || a.mid == 0 || a.mid > kRowChunk) {
-        return false;
-    }
-    if (a.stream_output) return a.outer > 0 && reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0;
-    return a.outer >= 2 && a.mid * sizeof(T) <= kInterleavedRowBytes;
+    return kVectorRegisters >= 32 && Vec<T>::lanes > 1 && a.stream_output && !a.stats_in && !a.stats_out &&
+           a.outer > 0 && a.mid > 0 && a.mid <= kRowChunk && reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0;
 }
 
-template <class T, bool Stream>
+template <class T>
 void layer_norm_rows_interleaved_affine(const NormArgs<T>& a) {
-    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true, Stream>(a);
-    if (a.weight) return layer_norm_rows_interleaved<T, true, false, Stream>(a);
-    if (a.bias) return layer_norm_rows_interleaved<T, false, true, Stream>(a);
-    layer_norm_rows_interleaved<T, false, false, Stream>(a);
+    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true, true>(a);
+    if (a.weight) return layer_norm_rows_interleaved<T, true, false, true>(a);
+    if (a.bias) return layer_norm_rows_interleaved<T, false, true, true>(a);
+    layer_norm_rows_interleaved<T, false, false, true>(a);
 }

@@ -197,16 +197,52 @@ void layer_norm_write_row(const NormArgs<T>& a, std::size_t o, RowStats stats) {
                                   static_cast<T>(stats.rstd), shift, a.weight, a.bias, a.stream_output);
 }
 
-#include "generic/interleaved_rows.inl"
-
-// layer_norm_rows with a weight, kRowGroup rows at a time (normalize_row_group), the statistics of
-// the next group computed before this one is written.
+// Writes rows [o, o + rows) with their statistics (mean / rstd outputs included), rows > 0: with a
+// weight, kRowGroup rows at a time (normalize_row_group), the rest one by one.
 constexpr std::size_t kRowGroup = 2;
+template <class T>
+void layer_norm_write_rows(const NormArgs<T>& a, std::size_t o, std::size_t rows, const RowStats* stats) {
+    constexpr std::size_t R = kRowGroup;
+    std::size_t k = 0;
+    if (a.weight) {
+        for (; k + R <= rows; k += R) {
+            T pivot[R], rstd[R], shift[R];
+            const T* xs[R];
+            T* ys[R];
+            for (std::size_t j = 0; j < R; ++j) {
+                const RowStats& s = stats[k + j];
+                const std::size_t row = o + k + j;
+                pivot[j] = static_cast<T>(s.mean);
+                rstd[j] = static_cast<T>(s.rstd);
+                shift[j] = static_cast<T>(-(s.mean - static_cast<double>(pivot[j])) * s.rstd);
+                if (a.mean) a.mean[row] = pivot[j];
+                if (a.rstd) a.rstd[row] = rstd[j];
+                xs[j] = a.x + static_cast<std::ptrdiff_t>(row) * a.x_outer_stride;
+                ys[j] = a.y + static_cast<std::ptrdiff_t>(row) * a.y_outer_stride;
+            }
+            if (a.bias) {
+                normalize_row_group<T, R, true, true>(xs, ys, a.mid, pivot, rstd, shift, a.weight, a.bias);
+            } else {
+                normalize_row_group<T, R, true, false>(xs, ys, a.mid, pivot, rstd, shift, a.weight, nullptr);
+            }
+        }
+    }
+    for (; k < rows; ++k) {
+        if (a.mean) a.mean[o + k] = static_cast<T>(stats[k].mean);
+        if (a.rstd) a.rstd[o + k] = static_cast<T>(stats[k].rstd);
+        layer_norm_write_row(a, o + k, stats[k]);
+    }
+}
+
+#include "generic/interleaved_rows.inl"
+#include "generic/row_blocks.inl"
+
+// layer_norm_rows with a weight, kRowGroup rows at a time, the statistics of the next group
+// computed before this one is written.
 template <class T>
 void layer_norm_row_groups(const NormArgs<T>& a) {
     constexpr std::size_t R = kRowGroup;
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
-    auto row_y = [&](std::size_t o) { return a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride; };
     RowStats next[R];
     for (std::size_t k = 0; k < R && k < a.outer; ++k) next[k] = layer_norm_row_stats(row_x(k), a.mid, a.eps);
     for (std::size_t o = 0; o < a.outer; o += R) {
@@ -216,50 +252,28 @@ void layer_norm_row_groups(const NormArgs<T>& a) {
         for (std::size_t k = 0; k < R && o + R + k < a.outer; ++k) {
             next[k] = layer_norm_row_stats(row_x(o + R + k), a.mid, a.eps);
         }
-        if (rows < R) {
-            for (std::size_t k = 0; k < rows; ++k) {
-                if (a.mean) a.mean[o + k] = static_cast<T>(current[k].mean);
-                if (a.rstd) a.rstd[o + k] = static_cast<T>(current[k].rstd);
-                layer_norm_write_row(a, o + k, current[k]);
-            }
-            continue;
-        }
-        T pivot[R], rstd[R], shift[R];
-        const T* xs[R];
-        T* ys[R];
-        for (std::size_t k = 0; k < R; ++k) {
-            pivot[k] = static_cast<T>(current[k].mean);
-            rstd[k] = static_cast<T>(current[k].rstd);
-            shift[k] = static_cast<T>(-(current[k].mean - static_cast<double>(pivot[k])) * current[k].rstd);
-            if (a.mean) a.mean[o + k] = pivot[k];
-            if (a.rstd) a.rstd[o + k] = rstd[k];
-            xs[k] = row_x(o + k);
-            ys[k] = row_y(o + k);
-        }
-        if (a.bias) {
-            normalize_row_group<T, R, true, true>(xs, ys, a.mid, pivot, rstd, shift, a.weight, a.bias);
-        } else {
-            normalize_row_group<T, R, true, false>(xs, ys, a.mid, pivot, rstd, shift, a.weight, nullptr);
-        }
+        layer_norm_write_rows(a, o, rows, current);
     }
 }
 
 template <class T>
 void layer_norm_rows(const NormArgs<T>& a) {
-    if (interleaved_rows_apply(a)) {  // streamed, or short rows (interleaved_rows.inl)
-        if (a.stream_output) {
-            layer_norm_rows_interleaved_affine<T, true>(a);
-        } else {
-            layer_norm_rows_interleaved_affine<T, false>(a);
-        }
+    // Rows are distinct (an overlapping out= goes through a temporary), so the paths that take
+    // statistics ahead of the normalization stay correct in place.
+    if (row_blocks_apply(a)) {  // two or more rows in cache, one chunk long (row_blocks.inl)
+        layer_norm_row_blocks(a);
+        return;
+    }
+    if (interleaved_rows_apply(a)) {  // streamed (interleaved_rows.inl)
+        layer_norm_rows_interleaved_affine(a);
         return;
     }
     // Streamed (DRAM-sized) outputs that interleaved_rows_apply leaves keep the plain loop at the
     // end: the look-ahead order below measured slower there (1.9 -> 2.2 ms at 8192x1024 out=).
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
-        // Statistics one row ahead: the reduction of row o + 1 runs while the square root and
-        // division of row o complete, instead of the normalization waiting on them. Rows are
-        // distinct (an overlapping out= goes through a temporary), so in place stays correct.
+        // One row, or rows longer than a chunk. Statistics one row ahead: the reduction of row
+        // o + 1 runs while the square root and division of row o complete, instead of the
+        // normalization waiting on them.
         if (a.weight && a.outer >= kRowGroup) {
             layer_norm_row_groups(a);
             return;

@@ -123,10 +123,12 @@ SIMDNORM_ALWAYS_INLINE T pivot_estimate(const T* p, std::size_t n) {
 }
 
 // The moments from shifted sums around `pivot`, if the pivot was close enough (see above).
+// layer_norm_row_blocks (row_blocks.inl) repeats these operations on a vector of rows.
 SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double sum_dd, double count, Moments* result) {
     const double offset = sum_d / count;
-    const double m2 = sum_dd - sum_d * offset;
-    if (!(is_finite(offset) && is_finite(m2) && sum_d * offset <= m2)) return false;  // NaN fails too
+    const double correction = sum_d * offset;
+    const double m2 = sum_dd - correction;
+    if (!(is_finite(offset) && is_finite(m2) && correction <= m2)) return false;  // NaN fails too
     *result = {pivot + offset, m2};  // m2 >= sum_d^2 / n >= 0
     return true;
 }
@@ -186,6 +188,7 @@ SIMDNORM_ALWAYS_INLINE void add_row_centered_sums(const T* p, std::size_t n, con
         acc_add(total_d, (d0 + d1) + (d2 + d3));
         acc_add(total_dd, (q0 + q1) + (q2 + q3));
     }
+    if (i == n) return;  // no tail (adding its zero sums would change nothing but the time)
     V d{}, q{};
     for (; i + L <= n; i += L) {
         const V a = load(p + i) - c;

@@ -2,6 +2,7 @@
 // baseline architecture. Same algorithm and accumulation order per lane as the SIMD variants.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 namespace simdnorm::scalar {
@@ -27,6 +28,8 @@ template <class T> inline Vec<T> splat(T s) { return {s}; }
 template <class T> inline Vec<T> operator+(Vec<T> a, Vec<T> b) { return {a.v + b.v}; }
 template <class T> inline Vec<T> operator-(Vec<T> a, Vec<T> b) { return {a.v - b.v}; }
 template <class T> inline Vec<T> operator*(Vec<T> a, Vec<T> b) { return {a.v * b.v}; }
+template <class T> inline Vec<T> operator/(Vec<T> a, Vec<T> b) { return {a.v / b.v}; }
+template <class T> inline Vec<T> square_root(Vec<T> a) { return {std::sqrt(a.v)}; }
 // Unfused a * b + c: the baseline has no FMA instruction and a libm fma call would be slow.
 template <class T> inline Vec<T> mul_add(Vec<T> a, Vec<T> b, Vec<T> c) { return {a.v * b.v + c.v}; }
 
