@@ -41,12 +41,12 @@ for isa in avx2 avx512 neon; do
     for t in float double; do
         # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead), plain and interleaved.
         require "${object}" "${prefetch}" "layer_norm_rows<${t}>"
-        require "${object}" "${prefetch}" "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
+        require "${object}" "${prefetch}" "layer_norm_rows_interleaved<${t}, (true|false), (true|false)>"
         # BatchNorm training's next-channel prefetch.
         require "${object}" "${prefetch}" "normalize_channel_prefetching_next<${t}>"
         # x86: streamed partial vectors as non-temporal element stores (store_stream_partial).
         if [ "${isa}" != neon ]; then
-            require "${object}" movnti "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
+            require "${object}" movnti "layer_norm_rows_interleaved<${t}, (true|false), (true|false)>"
             require "${object}" movnti "normalize_row<${t}, "
         fi
     done

@@ -90,7 +90,7 @@ SIMDNORM_ALWAYS_INLINE Vec<T> layer_norm_value(const T* x, std::size_t i, std::s
     return t;
 }
 
-template <class T, bool HasWeight, bool HasBias, bool Stream>
+template <class T, bool HasWeight, bool HasBias>
 void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
@@ -103,20 +103,20 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     for (std::size_t o = 0; o < a.outer; ++o) {
         if (a.mean) a.mean[o] = static_cast<T>(current.mean);
         if (a.rstd) a.rstd[o] = static_cast<T>(current.rstd);
-        if (Stream) prefetch_row_ahead(a, o);
+        prefetch_row_ahead(a, o);
         const T* x = row_x(o);
         T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
         const T pivot = static_cast<T>(current.mean);
         const T shift = static_cast<T>(-(current.mean - static_cast<double>(pivot)) * current.rstd);
         if (o + 1 == a.outer) {
             normalize_row<T, true, HasWeight, HasBias>(x, y, n, pivot, static_cast<T>(current.rstd), shift, a.weight,
-                                                      a.bias, Stream);
+                                                      a.bias, true);
             break;
         }
         const V c = splat(pivot), r = splat(static_cast<T>(current.rstd)), s = splat(shift);
         const T* next = row_x(o + 1);
-        // Streamed: whole vectors of y from `head` on are aligned for the non-temporal stores.
-        const std::size_t head = Stream ? min_size(elements_to_vector_boundary(y), n) : 0;
+        // Whole vectors of y from `head` on are aligned for the non-temporal stores.
+        const std::size_t head = min_size(elements_to_vector_boundary(y), n);
         const std::size_t blocks = (n - head) / B, steps = n / B;
         const T next_pivot = pivot_estimate(next, n);
         store(pivot_lanes, splat(next_pivot));
@@ -127,21 +127,21 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
             if (k < blocks) {
                 const std::size_t i = head + k * B;
                 for (std::size_t v = 0; v < 4; ++v) {
-                    store_maybe_stream<Stream>(y + i + v * L,
-                                 layer_norm_value<T, HasWeight, HasBias, Stream>(x, i + v * L, L, c, r, s, a.weight, a.bias));
+                    store_stream(y + i + v * L,
+                                 layer_norm_value<T, HasWeight, HasBias, true>(x, i + v * L, L, c, r, s, a.weight, a.bias));
                 }
             }
         }
         if (head != 0) {
-            store_partial_maybe_stream<Stream>(
+            store_stream_partial(
                 y, layer_norm_value<T, HasWeight, HasBias>(x, 0, head, c, r, s, a.weight, a.bias), head);
         }
         std::size_t i = head + blocks * B;
         for (; i + L <= n; i += L) {
-            store_maybe_stream<Stream>(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, a.weight, a.bias));
+            store_stream(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, a.weight, a.bias));
         }
         if (i < n) {
-            store_partial_maybe_stream<Stream>(
+            store_stream_partial(
                 y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, n - i, c, r, s, a.weight, a.bias), n - i);
         }
         double sum_d = 0.0, sum_dd = 0.0;
@@ -164,8 +164,8 @@ bool interleaved_rows_apply(const NormArgs<T>& a) {
 
 template <class T>
 void layer_norm_rows_interleaved_affine(const NormArgs<T>& a) {
-    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true, true>(a);
-    if (a.weight) return layer_norm_rows_interleaved<T, true, false, true>(a);
-    if (a.bias) return layer_norm_rows_interleaved<T, false, true, true>(a);
-    layer_norm_rows_interleaved<T, false, false, true>(a);
+    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true>(a);
+    if (a.weight) return layer_norm_rows_interleaved<T, true, false>(a);
+    if (a.bias) return layer_norm_rows_interleaved<T, false, true>(a);
+    layer_norm_rows_interleaved<T, false, false>(a);
 }
