@@ -20,8 +20,9 @@ struct TrainCase {
     double offset = 0.0;  // common offset of x
     double eps = 1e-5;
     // Added to outer row 0, whose first elements give the shifted pass its pivot: far from the
-    // channel mean, the corrected two-pass fallback runs.
+    // channel mean, the corrected two-pass fallback runs. Only channels m % shift_every == 0 get it.
     double first_row_shift = 0.0;
+    std::size_t shift_every = 1;
 };
 
 std::string describe(const TrainCase& c) {
@@ -29,7 +30,7 @@ std::string describe(const TrainCase& c) {
     s << "outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner << " mid_pad=" << c.mid_pad
       << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "") << (c.weight ? " weight" : "")
       << (c.bias ? " bias" : "") << " offset=" << c.offset << " eps=" << c.eps
-      << " first_row_shift=" << c.first_row_shift;
+      << " first_row_shift=" << c.first_row_shift << " shift_every=" << c.shift_every;
     return s.str();
 }
 
@@ -62,7 +63,9 @@ template <class T>
 Inputs<T> make_inputs(const TrainCase& c, std::uint64_t seed) {
     Inputs<T> in{c, normal_values<T>(c.outer * c.mid * c.inner, seed, c.offset, 1.0),
                  normal_values<T>(c.mid, seed + 1, 1.0, 0.5), normal_values<T>(c.mid, seed + 2, 0.0, 1.0)};
-    for (std::size_t k = 0; k < c.mid * c.inner; ++k) in.values[k] += static_cast<T>(c.first_row_shift);
+    for (std::size_t k = 0; k < c.mid * c.inner; ++k) {
+        if ((k / c.inner) % c.shift_every == 0) in.values[k] += static_cast<T>(c.first_row_shift);
+    }
     return in;
 }
 
@@ -353,6 +356,25 @@ TEST_SUITE("batch_norm_train") {
         }
     }
 
+    // Small channels run in blocks (channel_blocks.inl): many channels, so whole blocks and a
+    // partial last one, blocks of 16 channels down to 1 (channel bytes up to kChannelBlockMaxBytes
+    // and past it), and every third channel's pivot far off, so accepted and fallback channels
+    // share a block.
+    TEST_CASE_TEMPLATE("channel blocks: whole and partial blocks, mixed fallbacks", T, float, double) {
+        std::uint64_t seed = 8700;
+        const std::pair<std::size_t, std::size_t> shapes[] = {{1, 2}, {1, 16}, {1, 49}, {3, 17}, {4, 49},
+                                                              {8, 196}, {2, 1000}, {1, 2048}, {1, 2049}};
+        for (const auto& [outer, inner] : shapes) {
+            for (std::size_t mid : {1, 16, 37}) {
+                check_batch_norm_train<T>({outer, mid, inner, 1, 2, mid == 37, true, true, 0.0, 1e-5, 50.0, 3},
+                                          seed += 3);
+            }
+            check_batch_norm_train<T>({outer, 33, inner, 0, 0, false, false, false}, seed += 3);
+        }
+        check_nan_isolation<T>({1, 37, 49, 0, 0, false, true, true}, 17, 8790);
+        check_nan_isolation<T>({4, 20, 33, 1, 1, true, true, false}, 15, 8791);
+    }
+
     TEST_CASE_TEMPLATE("large common offset: the center keeps precision", T, float, double) {
         std::uint64_t seed = 9000;
         for (double offset : {1e6, -1e6}) {
@@ -375,7 +397,7 @@ TEST_SUITE("batch_norm_train") {
     TEST_CASE_TEMPLATE("dispatched: one and two threads give identical bits", T, float, double) {
         StateGuard guard;
         check_dispatched_threads<T>({16, 64, 196, 0, 0, false, true, true});  // 12 KiB channels: two passes each
-        check_dispatched_threads<T>({4, 64, 196, 0, 0, false, true, true});   // pipelined (kPipelinedChannelBytes)
+        check_dispatched_threads<T>({4, 64, 196, 0, 0, false, true, true});   // channel blocks (kChannelBlockMaxBytes)
     }
 
     TEST_CASE_TEMPLATE("batch_norm_train_fits: channels-first channels of at most 512 KiB", T, float, double) {

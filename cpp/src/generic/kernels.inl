@@ -444,17 +444,20 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
         }
         return;
     }
+    // Two vectors a step, and at least one 64-byte line, which gets one prefetch: a request per
+    // vector sent 16 per line in the scalar build and two on AVX2. (With 16, the scalar loop ran
+    // 1x64x56x56 in 128 or 176 us depending on the build's code layout.)
+    constexpr std::size_t kLineElements = 64 / sizeof(T);
+    constexpr std::size_t step = 2 * L > kLineElements ? 2 * L : kLineElements;
     std::size_t i = 0;
-    for (; i + 2 * L <= n; i += 2 * L) {
+    for (; i + step <= n; i += step) {
         if (prefetch) {
-            prefetch_read(prefetch + i);
-            prefetch_read(prefetch + i + L);
+            for (std::size_t k = 0; k < step; k += kLineElements) prefetch_read(prefetch + i + k);
         }
-        store(y + i, value(i));
-        store(y + i + L, value(i + L));
+        for (std::size_t k = 0; k < step; k += L) store(y + i + k, value(i + k));
     }
     for (; i + L <= n; i += L) {
-        if (prefetch) prefetch_read(prefetch + i);
+        if (prefetch && i % kLineElements < L) prefetch_read(prefetch + i);
         store(y + i, value(i));
     }
     if (i < n) {
@@ -742,67 +745,20 @@ struct ChannelFold {
     T center, scale, offset;
 };
 template <class T>
-SIMDNORM_ALWAYS_INLINE ChannelFold<T> fold_channel(const BatchNormTrainArgs<T>& a, std::size_t c, double count) {
-    const double scale = (1.0 / std::sqrt(a.m2[c] / count + a.eps)) * (a.weight ? static_cast<double>(a.weight[c]) : 1.0);
+SIMDNORM_ALWAYS_INLINE ChannelFold<T> fold_channel(const BatchNormTrainArgs<T>& a, std::size_t c, double inv_std) {
+    const double scale = inv_std * (a.weight ? static_cast<double>(a.weight[c]) : 1.0);
     const T center = static_cast<T>(a.mean[c]);
     return {center, static_cast<T>(scale),
             static_cast<T>((a.bias ? static_cast<double>(a.bias[c]) : 0.0) - (a.mean[c] - static_cast<double>(center)) * scale)};
 }
 
-// Channels of at most this many bytes take batch_norm_train_pipelined: channel c's x and y, c + 1
-// and the prefetched c + 2 then fit L1 together. The fold it hides matters most on small channels
-// (1x512x7x7 18 -> 12-15 µs); 16 runs of 196 floats (12 KiB) measured 5-10 % slower pipelined.
-constexpr std::size_t kPipelinedChannelBytes = std::size_t(8) << 10;
-
-// batch_norm_train for small channels whose runs form one statistics chunk (batch_stats takes one
-// runs_moments per channel): channel c + 1's centered sums are added run by run between the runs
-// of channel c's normalization, so c + 1's fold (horizontal sums, sqrt, divide) overlaps c's
-// stores instead of stalling before c + 1's first one; c + 2 is prefetched meanwhile. Same
-// additions in the same order as batch_stats + channel_affine: same bits.
+// 1 / sqrt(m2 / count + eps) of channel c, as the two-step path's fold_channels rounds it.
 template <class T>
-void batch_norm_train_pipelined(const BatchNormTrainArgs<T>& a) {
-    const double count = static_cast<double>(a.outer * a.inner);
-    auto channel_x = [&](std::size_t c) { return a.x + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride; };
-    auto run_offset = [&](std::size_t o, std::ptrdiff_t stride) { return static_cast<std::ptrdiff_t>(o) * stride; };
-    // Channel c's mean and m2, with before_run(o) called before each of its runs is added.
-    auto take_moments = [&](std::size_t c, auto&& before_run) {
-        const T* x = channel_x(c);
-        const T pivot = pivot_estimate(x, a.inner);
-        alignas(64) T pivot_lanes[Vec<T>::lanes];
-        store(pivot_lanes, splat(pivot));
-        RunsCenteredSums<T> sums(a.inner, pivot_lanes);
-        for (std::size_t o = 0; o < a.outer; ++o) {
-            before_run(o);
-            sums.add_run(x + run_offset(o, a.x_outer_stride));
-        }
-        double sum_d, sum_dd;
-        sums.finish(&sum_d, &sum_dd);
-        Moments m;
-        if (!accept_shifted(static_cast<double>(pivot), sum_d, sum_dd, count, &m)) {
-            m = runs_moments(x, a.outer, a.inner, a.x_outer_stride);  // its fallback (same first try)
-        }
-        a.mean[c] = m.mean;
-        a.m2[c] = m.m2;
-    };
-    take_moments(0, [](std::size_t) {});
-    for (std::size_t c = 0; c < a.mid; ++c) {
-        const ChannelFold<T> fold = fold_channel(a, c, count);
-        const Vec<T> center = splat(fold.center), scale = splat(fold.scale), offset = splat(fold.offset);
-        const T* x = channel_x(c);
-        T* y = a.y + static_cast<std::ptrdiff_t>(c) * a.y_mid_stride;
-        const T* prefetch = c + 2 < a.mid ? channel_x(c + 2) : nullptr;
-        auto normalize_run = [&](std::size_t o) {
-            const std::ptrdiff_t xo = run_offset(o, a.x_outer_stride);
-            affine_run<T, true, false>(x + xo, y + run_offset(o, a.y_outer_stride), a.inner, center, scale, offset,
-                                prefetch ? prefetch + xo : nullptr);
-        };
-        if (c + 1 < a.mid) {
-            take_moments(c + 1, normalize_run);
-        } else {
-            for (std::size_t o = 0; o < a.outer; ++o) normalize_run(o);
-        }
-    }
+SIMDNORM_ALWAYS_INLINE double channel_inverse_std(const BatchNormTrainArgs<T>& a, std::size_t c, double count) {
+    return 1.0 / std::sqrt(a.m2[c] / count + a.eps);
 }
+
+#include "generic/channel_blocks.inl"
 
 }  // namespace
 
@@ -810,8 +766,8 @@ template <class T>
 void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
     const double count = static_cast<double>(a.outer * a.inner);
     const bool one_chunk = a.inner < kBatchStatsChunk && a.outer <= batch_stats_group_rows(a.inner);
-    if (one_chunk && !a.stream_output && a.outer * a.inner * sizeof(T) <= kPipelinedChannelBytes) {
-        if (a.mid != 0 && a.outer != 0) batch_norm_train_pipelined(a);
+    if (one_chunk && !a.stream_output && a.outer * a.inner * sizeof(T) <= kChannelBlockMaxBytes) {
+        if (a.mid != 0 && a.outer != 0) batch_norm_train_channel_blocks(a);
         return;
     }
     for (std::size_t c = 0; c < a.mid; ++c) {
@@ -825,7 +781,7 @@ void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
         stats.mean = a.mean + c;
         stats.m2 = a.m2 + c;
         batch_stats(stats);
-        const ChannelFold<T> fold = fold_channel(a, c, count);
+        const ChannelFold<T> fold = fold_channel(a, c, channel_inverse_std(a, c, count));
         ChannelAffineArgs<T> affine;
         affine.x = stats.x;
         affine.y = a.y + static_cast<std::ptrdiff_t>(c) * a.y_mid_stride;

@@ -123,7 +123,7 @@ SIMDNORM_ALWAYS_INLINE T pivot_estimate(const T* p, std::size_t n) {
 }
 
 // The moments from shifted sums around `pivot`, if the pivot was close enough (see above).
-// layer_norm_row_blocks (row_blocks.inl) repeats these operations on a vector of rows.
+// accept_shifted_block repeats these operations on a vector of rows or channels.
 SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double sum_dd, double count, Moments* result) {
     const double offset = sum_d / count;
     const double correction = sum_d * offset;
@@ -131,6 +131,40 @@ SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double su
     if (!(is_finite(offset) && is_finite(m2) && correction <= m2)) return false;  // NaN fails too
     *result = {pivot + offset, m2};  // m2 >= sum_d^2 / n >= 0
     return true;
+}
+
+// accept_shifted and 1 / sqrt(m2 / count + eps) for the kStatsBlock rows or channels of a block
+// (row_blocks.inl, channel_blocks.inl), a double vector at a time: the divides and square roots of
+// Vec<double>::lanes entries share one instruction. Each entry gets the scalar operations' bits
+// (the core builds without FMA contraction). Where accepted, m2 >= 0 and inverse_std's clamp
+// changes nothing, so it is left out; where not, the caller takes the entry's own fallback.
+constexpr std::size_t kStatsBlock = 16;
+struct StatsBlock {
+    // Inputs; entries past the block's end stay zero (a zero-spread entry: no NaN, nothing trapped).
+    alignas(64) double pivot[kStatsBlock] = {}, sum_d[kStatsBlock] = {}, sum_dd[kStatsBlock] = {};
+    // Outputs, meaningful where accepted.
+    alignas(64) double mean[kStatsBlock], m2[kStatsBlock], rstd[kStatsBlock];
+    bool accepted[kStatsBlock];
+};
+SIMDNORM_ALWAYS_INLINE void accept_shifted_block(StatsBlock& b, double count, double eps) {
+    constexpr std::size_t D = Vec<double>::lanes;
+    static_assert(kStatsBlock % D == 0, "a block is whole double vectors");
+    alignas(64) double offset[kStatsBlock], correction[kStatsBlock];
+    const Vec<double> n_lanes = splat(count), eps_lanes = splat(eps), one = splat(1.0);
+    for (std::size_t k = 0; k < kStatsBlock; k += D) {
+        const Vec<double> d = load(b.sum_d + k);
+        const Vec<double> off = d / n_lanes;
+        const Vec<double> corr = d * off;
+        const Vec<double> m = load(b.sum_dd + k) - corr;
+        store(offset + k, off);
+        store(correction + k, corr);
+        store(b.m2 + k, m);
+        store(b.mean + k, load(b.pivot + k) + off);
+        store(b.rstd + k, one / square_root(m / n_lanes + eps_lanes));
+    }
+    for (std::size_t k = 0; k < kStatsBlock; ++k) {
+        b.accepted[k] = is_finite(offset[k]) && is_finite(b.m2[k]) && correction[k] <= b.m2[k];
+    }
 }
 
 // total += sum(p[0..n))
@@ -394,48 +428,6 @@ void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdif
     *sum_d = acc_reduce(total_d);
     *sum_dd = acc_reduce(total_dd);
 }
-
-// runs_centered_sums taking the runs one at a time (batch_norm_train interleaves them with another
-// channel's normalization): the same additions in the same order, so the same bits.
-// pivot_lanes: the pivot in every lane, 64-byte aligned, owned by the caller (an array member would
-// keep the accumulators in memory).
-template <class T>
-class RunsCenteredSums {
-public:
-    RunsCenteredSums(std::size_t n, const T* pivot_lanes)
-        : n_(n), long_runs_(centered_steps_per_run<T>(n) > kFlushSteps),
-          runs_per_flush_(long_runs_ ? 1 : kFlushSteps / centered_steps_per_run<T>(n)), c_(load(pivot_lanes)),
-          pivot_lanes_(pivot_lanes) {}
-
-    SIMDNORM_ALWAYS_INLINE void add_run(const T* q) {
-        if (long_runs_) {
-            add_row_centered_sums(q, n_, pivot_lanes_, total_d_, total_dd_);
-            return;
-        }
-        add_short_run(q, n_, c_, pivot_lanes_, sums_);
-        if (++pending_runs_ == runs_per_flush_) {
-            flush_short_runs(sums_, total_d_, total_dd_);
-            sums_ = ShortRunSums<T>{};
-            pending_runs_ = 0;
-        }
-    }
-
-    // Call once, after the last run.
-    void finish(double* sum_d, double* sum_dd) {
-        if (pending_runs_ != 0) flush_short_runs(sums_, total_d_, total_dd_);
-        *sum_d = acc_reduce(total_d_);
-        *sum_dd = acc_reduce(total_dd_);
-    }
-
-private:
-    std::size_t n_;
-    bool long_runs_;
-    std::size_t runs_per_flush_, pending_runs_ = 0;
-    Vec<T> c_;
-    ShortRunSums<T> sums_;
-    Acc<T> total_d_{}, total_dd_{};
-    const T* pivot_lanes_;
-};
 
 // Mean and m2 of one chunk of runs, runs * n > 0: a shifted one-pass (accept_shifted), else the
 // corrected two-pass whose first pass sums in double (see runs_sum).

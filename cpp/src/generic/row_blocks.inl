@@ -14,7 +14,7 @@
 // that rereads it. Wider rows keep layer_norm_row_groups, whose look-ahead overlaps one row's
 // statistics with the other's stores: blocks of 768-wide rows measured faster in the C++ loop but
 // 5-13 % slower through Python (32x768 2.31 -> 2.64 us, 512x768 39.5 -> 42.1 us).
-constexpr std::size_t kRowBlockRows = 16;
+constexpr std::size_t kRowBlockRows = kStatsBlock;
 constexpr std::size_t kRowBlockMaxBytes = 1024;
 
 // Whether layer_norm_row_blocks takes these rows: two or more, in cache, short. A single row keeps
@@ -33,38 +33,20 @@ void layer_norm_row_blocks(const NormArgs<T>& a) {
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
     for (std::size_t o = 0; o < a.outer; o += B) {
         const std::size_t rows = min_size(B, a.outer - o);
-        // Unused slots of a last, partial block: a zero-spread row, so the loop below stays whole.
-        alignas(64) double pivot[B] = {}, sum_d[B] = {}, sum_dd[B] = {};
+        StatsBlock block;
         T pivots[B];
         for (std::size_t r = 0; r < rows; ++r) pivots[r] = pivot_estimate(row_x(o + r), n);
         for (std::size_t r = 0; r < rows; ++r) {
-            pivot[r] = static_cast<double>(pivots[r]);
-            row_centered_sums(row_x(o + r), n, pivots[r], &sum_d[r], &sum_dd[r]);
+            block.pivot[r] = static_cast<double>(pivots[r]);
+            row_centered_sums(row_x(o + r), n, pivots[r], &block.sum_d[r], &block.sum_dd[r]);
         }
-        // accept_shifted and inverse_std, Vec<double>::lanes rows at a time. Where a row is
-        // accepted, m2 >= 0 and inverse_std's clamp changes nothing, so it is left out.
-        alignas(64) double offset[B], correction[B], m2[B], mean[B], rstd[B];
-        constexpr std::size_t D = Vec<double>::lanes;
-        static_assert(B % D == 0, "a block is whole double vectors");
-        const Vec<double> n_lanes = splat(count), eps_lanes = splat(a.eps), one = splat(1.0);
-        for (std::size_t r = 0; r < B; r += D) {
-            const Vec<double> d = load(sum_d + r);
-            const Vec<double> off = d / n_lanes;
-            const Vec<double> corr = d * off;
-            const Vec<double> m = load(sum_dd + r) - corr;
-            store(offset + r, off);
-            store(correction + r, corr);
-            store(m2 + r, m);
-            store(mean + r, load(pivot + r) + off);
-            store(rstd + r, one / square_root(m / n_lanes + eps_lanes));
-        }
+        accept_shifted_block(block, count, a.eps);
         RowStats stats[B];
         for (std::size_t r = 0; r < rows; ++r) {
-            const bool accepted = is_finite(offset[r]) && is_finite(m2[r]) && correction[r] <= m2[r];
             // A pivot far from the mean: the row's own path (the same first try, then its two-pass).
-            stats[r] = accepted ? RowStats{mean[r], rstd[r]} : layer_norm_row_stats(row_x(o + r), n, a.eps);
+            stats[r] = block.accepted[r] ? RowStats{block.mean[r], block.rstd[r]}
+                                         : layer_norm_row_stats(row_x(o + r), n, a.eps);
         }
         layer_norm_write_rows(a, o, rows, stats);
     }
 }
-
