@@ -126,12 +126,36 @@ def test_default_num_threads_is_positive():
     assert simdnorm.get_num_threads() >= 1
 
 
-@pytest.mark.parametrize("n", [0, -1])
+@pytest.mark.parametrize("n", [0, -1, 2**31, 2**70, -(2**70)])
 def test_set_num_threads_invalid_keeps_value(restore_threads, n):
     simdnorm.set_num_threads(2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="set_num_threads: n must be between 1 and 2147483647"):
         simdnorm.set_num_threads(n)
     assert simdnorm.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("n", [2.0, "2", None, True])
+def test_set_num_threads_non_int_keeps_value(restore_threads, n):
+    simdnorm.set_num_threads(2)
+    with pytest.raises(TypeError, match="set_num_threads: n must be an int"):
+        simdnorm.set_num_threads(n)
+    assert simdnorm.get_num_threads() == 2
+
+
+def test_set_num_threads_accepts_integer_likes(restore_threads):
+    simdnorm.set_num_threads(np.int64(3))
+    assert simdnorm.get_num_threads() == 3
+
+
+def test_thread_count_past_the_pool_limit(restore_threads):
+    """More threads than one operation uses (64): the result is still right and bit-identical."""
+    x = np.random.default_rng(5).standard_normal((512, 1024)).astype(np.float32)
+    simdnorm.set_num_threads(1)
+    one = simdnorm.layer_norm(x)
+    simdnorm.set_num_threads(1000)
+    assert simdnorm.get_num_threads() == 1000
+    many = simdnorm.layer_norm(x)
+    assert many.tobytes() == one.tobytes()
 
 
 def _concurrent_cases(rng):

@@ -1,5 +1,7 @@
 // ISA selection, introspection, thread and output-cache settings.
+#include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "array_args.hpp"
 #include "docstrings.hpp"
@@ -45,6 +47,24 @@ std::size_t byte_count(py::handle value, const char* function) {
     return bytes;
 }
 
+// set_num_threads' argument: any Python int, checked here so 2**70 gets the ValueError that 0 gets.
+int thread_count(py::handle value) {
+    if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) {
+        throw py::type_error("set_num_threads: n must be an int, got " +
+                             std::string(py::str(py::type::of(value).attr("__name__"))));
+    }
+    const auto n = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+    if (!n) throw py::error_already_set();
+    int overflow = 0;
+    const long long count = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+    if (count == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (overflow != 0 || count < 1 || count > std::numeric_limits<int>::max()) {
+        throw py::value_error("set_num_threads: n must be between 1 and " +
+                              std::to_string(std::numeric_limits<int>::max()) + ", got " + std::string(py::str(n)));
+    }
+    return static_cast<int>(count);
+}
+
 }  // namespace
 
 void register_dispatch(py::module_& m) {
@@ -58,13 +78,10 @@ void register_dispatch(py::module_& m) {
           "Switch every operation to the named variant (process-wide). ValueError if the CPU cannot run it.");
     m.def(
         "set_num_threads",
-        [](int n) {
-            if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-            simdnorm::set_num_threads(n);
-        },
-        "n"_a,
-        "set_num_threads(n)\n\nThreads used by large operations (process-wide). Small inputs always run on the "
-        "calling thread. Results are bit-identical for every thread count.");
+        [](py::handle n) { simdnorm::set_num_threads(thread_count(n)); }, "n"_a,
+        "set_num_threads(n)\n\nThreads used by large operations (process-wide; one operation runs on at most 64). "
+        "Small inputs always run on the calling thread. Results are bit-identical for every thread count.\n\n"
+        "Raises TypeError if n is not an int, ValueError if n < 1 or n > 2**31 - 1.");
     m.def("get_num_threads", &simdnorm::get_num_threads,
           "get_num_threads() -> int\n\nThreads used by large operations (default: CPUs available to this process, "
           "or SIMDNORM_NUM_THREADS).");

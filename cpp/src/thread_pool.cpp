@@ -1,6 +1,7 @@
 // Thread pool behind parallel_for. Compiled with baseline flags.
 #include "thread_pool.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -102,8 +103,9 @@ public:
             for (std::size_t i = 0; i < tasks; ++i) task(i);
             return;
         }
-        ensure_workers(helpers);
-        Job job(task, tasks, helpers + 1);
+        // Threads past the job's shares would only spin; a thread the system refuses leaves the
+        // job to the workers that exist.
+        Job job(task, tasks, ensure_workers(std::min(helpers, Job::kMaxShares - 1)) + 1);
         job_.store(&job);
         {
             std::lock_guard<std::mutex> lock(mutex_);  // pairs with the sleepers' predicate check
@@ -122,11 +124,16 @@ public:
     }
 
 private:
-    void ensure_workers(std::size_t count) {
-        while (workers_.size() < count) {
-            const std::size_t index = workers_.size() + 1;  // the caller is thread 0
-            workers_.emplace_back([this, index] { worker_loop(index); });
+    // Starts workers up to `count`; returns how many are running (fewer if one could not start).
+    std::size_t ensure_workers(std::size_t count) noexcept {
+        try {
+            while (workers_.size() < count) {
+                const std::size_t index = workers_.size() + 1;  // the caller is thread 0
+                workers_.emplace_back([this, index] { worker_loop(index); });
+            }
+        } catch (...) {  // std::system_error (no resources) or std::bad_alloc
         }
+        return std::min(workers_.size(), count);
     }
 
     void worker_loop(std::size_t index) {

@@ -31,8 +31,9 @@ template <class T> void batch_norm_train(const BatchNormTrainArgs<T>& args);
 // stores to the vector width: a y at the same offset as x within a 64-byte line aligns x too.
 std::size_t stream_output_bytes() noexcept;
 
-// Threads used by large operations (process-wide). n >= 1; the default is the number of CPUs this
-// process may run on, or SIMDNORM_NUM_THREADS when set.
+// Threads used by large operations (process-wide). n >= 1 (std::invalid_argument otherwise); one
+// operation runs on at most 64 of them, fewer if the system refuses to start more. The default is
+// the number of CPUs this process may run on, or SIMDNORM_NUM_THREADS when set.
 void set_num_threads(int n);
 int get_num_threads() noexcept;
 
