@@ -359,7 +359,8 @@ TEST_SUITE("batch_norm_train") {
     // Small channels run in blocks (channel_blocks.inl): many channels, so whole blocks and a
     // partial last one, blocks of 16 channels down to 1 (channel bytes up to kChannelBlockMaxBytes
     // and past it), written channel by channel or, with 16 runs or more of at most 256 bytes, by
-    // run; every third channel's pivot far off, so accepted and fallback channels share a block.
+    // run; 4-8 KiB channels pipelined on AVX-512 / NEON; every third channel's pivot far off, so
+    // accepted and fallback channels share a block.
     TEST_CASE_TEMPLATE("channel blocks: whole and partial blocks, mixed fallbacks", T, float, double) {
         std::uint64_t seed = 8700;
         const std::pair<std::size_t, std::size_t> shapes[] = {{1, 2},   {1, 16},   {1, 49},   {3, 17},
@@ -399,6 +400,8 @@ TEST_SUITE("batch_norm_train") {
         StateGuard guard;
         check_dispatched_threads<T>({16, 64, 196, 0, 0, false, true, true});  // 12 KiB channels: two passes each
         check_dispatched_threads<T>({4, 64, 196, 0, 0, false, true, true});   // channel blocks (kChannelBlockMaxBytes)
+        check_dispatched_threads<T>({8, 40, 196, 0, 0, false, true, true});   // pipelined where registers allow
+        check_dispatched_threads<T>({64, 40, 16, 0, 0, false, true, true});   // channel blocks by run
     }
 
     TEST_CASE_TEMPLATE("batch_norm_train_fits: channels-first channels of at most 512 KiB", T, float, double) {

@@ -429,6 +429,48 @@ void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdif
     *sum_dd = acc_reduce(total_dd);
 }
 
+// runs_centered_sums taking the runs one at a time (batch_norm_train_pipelined interleaves them
+// with another channel's normalization): the same additions in the same order, so the same bits.
+// pivot_lanes: the pivot in every lane, 64-byte aligned, owned by the caller (an array member would
+// keep the accumulators in memory).
+template <class T>
+class RunsCenteredSums {
+public:
+    RunsCenteredSums(std::size_t n, const T* pivot_lanes)
+        : n_(n), long_runs_(centered_steps_per_run<T>(n) > kFlushSteps),
+          runs_per_flush_(long_runs_ ? 1 : kFlushSteps / centered_steps_per_run<T>(n)), c_(load(pivot_lanes)),
+          pivot_lanes_(pivot_lanes) {}
+
+    SIMDNORM_ALWAYS_INLINE void add_run(const T* q) {
+        if (long_runs_) {
+            add_row_centered_sums(q, n_, pivot_lanes_, total_d_, total_dd_);
+            return;
+        }
+        add_short_run(q, n_, c_, pivot_lanes_, sums_);
+        if (++pending_runs_ == runs_per_flush_) {
+            flush_short_runs(sums_, total_d_, total_dd_);
+            sums_ = ShortRunSums<T>{};
+            pending_runs_ = 0;
+        }
+    }
+
+    // Call once, after the last run.
+    void finish(double* sum_d, double* sum_dd) {
+        if (pending_runs_ != 0) flush_short_runs(sums_, total_d_, total_dd_);
+        *sum_d = acc_reduce(total_d_);
+        *sum_dd = acc_reduce(total_dd_);
+    }
+
+private:
+    std::size_t n_;
+    bool long_runs_;
+    std::size_t runs_per_flush_, pending_runs_ = 0;
+    Vec<T> c_;
+    ShortRunSums<T> sums_;
+    Acc<T> total_d_{}, total_dd_{};
+    const T* pivot_lanes_;
+};
+
 // Mean and m2 of one chunk of runs, runs * n > 0: a shifted one-pass (accept_shifted), else the
 // corrected two-pass whose first pass sums in double (see runs_sum).
 template <class T>
