@@ -69,41 +69,64 @@ void block_centered_sums(const BatchNormTrainArgs<T>& a, std::size_t first, std:
     }
 }
 
+// Moments of channels [first, first + channels) over one statistics chunk, runs [o, o + runs):
+// per channel runs_moments' operations (pivot from the chunk's first run, shifted sums, accepted or
+// its corrected two-pass), so the same bits.
+template <class T, bool ByRun>
+void block_chunk_moments(const BatchNormTrainArgs<T>& a, std::size_t first, std::size_t channels, std::size_t o,
+                         std::size_t runs, Moments* moments) {
+    BatchNormTrainArgs<T> chunk = a;
+    chunk.x += static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
+    chunk.outer = runs;
+    auto channel_x = [&](std::size_t k) { return chunk.x + static_cast<std::ptrdiff_t>(first + k) * a.x_mid_stride; };
+    StatsBlock block;
+    T pivot[kStatsBlock];
+    for (std::size_t k = 0; k < channels; ++k) pivot[k] = pivot_estimate(channel_x(k), a.inner);
+    for (std::size_t k = 0; k < channels; ++k) block.pivot[k] = static_cast<double>(pivot[k]);
+    if constexpr (ByRun) {
+        block_centered_sums(chunk, first, channels, pivot, block);
+    } else {
+        for (std::size_t k = 0; k < channels; ++k) {
+            runs_centered_sums(channel_x(k), runs, a.inner, a.x_outer_stride, pivot[k], &block.sum_d[k],
+                               &block.sum_dd[k]);
+        }
+    }
+    accept_shifted_block(block, static_cast<double>(runs * a.inner), a.eps);
+    for (std::size_t k = 0; k < channels; ++k) {
+        moments[k] = block.accepted[k] ? Moments{block.mean[k], block.m2[k]}
+                                       : runs_moments(channel_x(k), runs, a.inner, a.x_outer_stride);
+    }
+}
+
 template <class T, bool ByRun>
 void channel_blocks(const BatchNormTrainArgs<T>& a) {
     const std::size_t fitting = (ByRun ? kByRunBlockBytes : kChannelBlockBytes) / (a.outer * a.inner * sizeof(T));
     const std::size_t block_channels = fitting == 0 ? 1 : min_size(kStatsBlock, fitting);
     const double count = static_cast<double>(a.outer * a.inner);
+    // Chunks of runs as batch_stats takes them, merged in the same order.
+    const std::size_t group = batch_stats_group_rows(a.inner);
+    const double run = static_cast<double>(a.inner);
     auto channel_x = [&](std::size_t c) { return a.x + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride; };
     for (std::size_t first = 0; first < a.mid; first += block_channels) {
         const std::size_t channels = min_size(block_channels, a.mid - first);
-        StatsBlock block;
-        T pivot[kStatsBlock];
-        for (std::size_t k = 0; k < channels; ++k) pivot[k] = pivot_estimate(channel_x(first + k), a.inner);
-        for (std::size_t k = 0; k < channels; ++k) block.pivot[k] = static_cast<double>(pivot[k]);
-        if constexpr (ByRun) {
-            block_centered_sums(a, first, channels, pivot, block);
-        } else {
+        Moments total[kStatsBlock];
+        block_chunk_moments<T, ByRun>(a, first, channels, 0, min_size(group, a.outer), total);
+        for (std::size_t o = group; o < a.outer; o += group) {
+            const std::size_t runs = min_size(group, a.outer - o);
+            Moments part[kStatsBlock];
+            block_chunk_moments<T, ByRun>(a, first, channels, o, runs, part);
             for (std::size_t k = 0; k < channels; ++k) {
-                runs_centered_sums(channel_x(first + k), a.outer, a.inner, a.x_outer_stride, pivot[k],
-                                   &block.sum_d[k], &block.sum_dd[k]);
+                merge_moments(total[k], static_cast<double>(o) * run, part[k], static_cast<double>(runs) * run);
             }
         }
-        accept_shifted_block(block, count, a.eps);
-        ChannelFold<T> fold[kStatsBlock];
+        alignas(64) double m2[kStatsBlock] = {}, rstd[kStatsBlock];
         for (std::size_t k = 0; k < channels; ++k) {
-            const std::size_t c = first + k;
-            if (block.accepted[k]) {
-                a.mean[c] = block.mean[k];
-                a.m2[c] = block.m2[k];
-                fold[k] = fold_channel(a, c, block.rstd[k]);
-            } else {  // its fallback, the same first try then the two-pass
-                const Moments m = runs_moments(channel_x(c), a.outer, a.inner, a.x_outer_stride);
-                a.mean[c] = m.mean;
-                a.m2[c] = m.m2;
-                fold[k] = fold_channel(a, c, channel_inverse_std(a, c, count));
-            }
+            a.mean[first + k] = total[k].mean;
+            a.m2[first + k] = m2[k] = total[k].m2;
         }
+        inverse_std_block(m2, count, a.eps, rstd);
+        ChannelFold<T> fold[kStatsBlock];
+        for (std::size_t k = 0; k < channels; ++k) fold[k] = fold_channel(a, first + k, rstd[k]);
         if constexpr (ByRun) {  // run o of every channel, then run o + 1
             for (std::size_t o = 0; o < a.outer; ++o) {
                 const T* x = channel_x(first) + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
@@ -135,11 +158,11 @@ template <class T>
 bool by_run(const BatchNormTrainArgs<T>& a) {
     return a.outer >= kByRunMinRuns && a.inner * sizeof(T) <= kByRunMaxRunBytes;
 }
-// Whether batch_norm_train_channel_blocks takes these channels, whose runs form one statistics
-// chunk (batch_stats takes one runs_moments per channel).
+// Whether batch_norm_train_channel_blocks takes these channels (one_chunk: their runs form one
+// statistics chunk, batch_stats takes one runs_moments per channel).
 template <class T>
-bool channel_blocks_apply(const BatchNormTrainArgs<T>& a) {
-    return !a.stream_output && (by_run(a) || a.outer * a.inner * sizeof(T) <= kChannelBlockMaxBytes);
+bool channel_blocks_apply(const BatchNormTrainArgs<T>& a, bool one_chunk) {
+    return !a.stream_output && (by_run(a) || (one_chunk && a.outer * a.inner * sizeof(T) <= kChannelBlockMaxBytes));
 }
 
 template <class T>

@@ -828,7 +828,7 @@ template <class T>
 void batch_norm_train(const BatchNormTrainArgs<T>& a) noexcept {
     const double count = static_cast<double>(a.outer * a.inner);
     const bool one_chunk = a.inner < kBatchStatsChunk && a.outer <= batch_stats_group_rows(a.inner);
-    if (one_chunk && channel_blocks_apply(a)) {
+    if (channel_blocks_apply(a, one_chunk)) {
         if (a.mid == 0 || a.outer == 0) return;
         if (pipeline_apply(a)) {
             batch_norm_train_pipelined(a);

@@ -146,11 +146,18 @@ struct StatsBlock {
     alignas(64) double mean[kStatsBlock], m2[kStatsBlock], rstd[kStatsBlock];
     bool accepted[kStatsBlock];
 };
+// rstd[k] = 1 / sqrt(m2[k] / count + eps) for a block's kStatsBlock entries (64-byte aligned).
+SIMDNORM_ALWAYS_INLINE void inverse_std_block(const double* m2, double count, double eps, double* rstd) {
+    constexpr std::size_t D = Vec<double>::lanes;
+    const Vec<double> n_lanes = splat(count), eps_lanes = splat(eps), one = splat(1.0);
+    for (std::size_t k = 0; k < kStatsBlock; k += D) store(rstd + k, one / square_root(load(m2 + k) / n_lanes + eps_lanes));
+}
+
 SIMDNORM_ALWAYS_INLINE void accept_shifted_block(StatsBlock& b, double count, double eps) {
     constexpr std::size_t D = Vec<double>::lanes;
     static_assert(kStatsBlock % D == 0, "a block is whole double vectors");
     alignas(64) double offset[kStatsBlock], correction[kStatsBlock];
-    const Vec<double> n_lanes = splat(count), eps_lanes = splat(eps), one = splat(1.0);
+    const Vec<double> n_lanes = splat(count);
     for (std::size_t k = 0; k < kStatsBlock; k += D) {
         const Vec<double> d = load(b.sum_d + k);
         const Vec<double> off = d / n_lanes;
@@ -160,11 +167,11 @@ SIMDNORM_ALWAYS_INLINE void accept_shifted_block(StatsBlock& b, double count, do
         store(correction + k, corr);
         store(b.m2 + k, m);
         store(b.mean + k, load(b.pivot + k) + off);
-        store(b.rstd + k, one / square_root(m / n_lanes + eps_lanes));
     }
     for (std::size_t k = 0; k < kStatsBlock; ++k) {
         b.accepted[k] = is_finite(offset[k]) && is_finite(b.m2[k]) && correction[k] <= b.m2[k];
     }
+    inverse_std_block(b.m2, count, eps, b.rstd);
 }
 
 // total += sum(p[0..n))
