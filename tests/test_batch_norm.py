@@ -353,6 +353,41 @@ def test_batch_norm_training_channels_first_views_and_in_place(isa, rng, dtype, 
     np.testing.assert_array_equal(y, simdnorm.batch_norm(np.ascontiguousarray(x), None, None, w, b, training=True))
 
 
+# The fused kernel's paths for channels-first training, by shape (cpp/src/generic/channel_blocks.inl):
+# tiny channels in blocks of 16 and a partial block; 4-8 KiB channels (pipelined where the vector
+# registers allow); many short runs taken by run, in one statistics chunk and in several merged.
+FUSED_PATH_SHAPES = [
+    (1, 37, 7, 7),
+    (2, 19, 4, 4),
+    (8, 20, 14, 14),
+    (32, 21, 4, 4),
+    (20, 5, 3, 11),
+    (600, 3, 4, 4),
+    (130, 4, 8, 8),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", FUSED_PATH_SHAPES)
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_batch_norm_training_fused_paths(isa, rng, dtype, shape, offset):
+    x = (offset + rng.standard_normal(shape) * 2).astype(dtype)
+    x[:, ::3] += np.asarray(50.0, dtype) * (np.arange(shape[0]) == 0)[:, None, None, None]  # far pivots
+    rm, rv, w, b = _channel_params(rng, shape[1], dtype)
+    erm, erv = rm.astype(np.float64), rv.astype(np.float64)
+    got = simdnorm.batch_norm(x, rm, rv, w, b, training=True, momentum=0.2)
+    want, erm, erv = reference.batch_norm(x, erm, erv, w, b, training=True, momentum=0.2)
+    # The mean is taken in float64: a few of its ulps, scaled by weight / std (std >= ~2).
+    tol = dict(reference.tol(dtype))
+    tol["atol"] = tol["atol"] + 16 * np.finfo(np.float64).eps * offset * np.abs(w).max() / 2
+    np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(rm, erm, **_stat_tol(dtype))
+    np.testing.assert_allclose(rv, erv, **_stat_tol(dtype))
+    in_place = x.copy()
+    simdnorm.batch_norm(in_place, None, None, w, b, training=True, out=in_place)
+    np.testing.assert_array_equal(in_place, simdnorm.batch_norm(x, None, None, w, b, training=True))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batch_norm_training_module_and_function_agree_bitwise(isa, rng, dtype):
     x = rng.standard_normal((4, 6, 7, 7)).astype(dtype)
