@@ -3,6 +3,7 @@
 // column reduction over the outer rows).
 #include <algorithm>
 #include <cfloat>
+#include <cstring>
 
 #include <sstream>
 
@@ -88,9 +89,57 @@ void check_batch_stats(const StatsCase& c, std::uint64_t seed) {
     }
 }
 
+// Blocks of channels (channel_block_moments.inl) must give every channel the bits it gets alone
+// (a one-channel call, whose block is that channel).
+template <class T>
+void check_channel_alone(std::size_t outer, std::size_t mid, std::size_t inner, std::uint64_t seed) {
+    INFO(type_name<T>() << " outer=" << outer << " mid=" << mid << " inner=" << inner);
+    std::vector<T> values = normal_values<T>(outer * mid * inner, seed, 3.0, 1.0);
+    for (std::size_t m = 0; m < mid; m += 3) values[m * inner] += static_cast<T>(60.0);  // far pivots
+    Strided<T> x = make_strided<T>(outer, mid, inner, 1, 2, false, std::numeric_limits<T>::quiet_NaN());
+    fill_view(x, values);
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        auto run = [&](std::size_t first, std::size_t channels, double* mean, double* m2) {
+            BatchStatsArgs<T> a;
+            a.x = x.base + static_cast<std::ptrdiff_t>(first) * x.mid_stride;
+            a.outer = outer;
+            a.mid = channels;
+            a.inner = inner;
+            a.x_outer_stride = x.outer_stride;
+            a.x_mid_stride = x.mid_stride;
+            a.mean = mean;
+            a.m2 = m2;
+            v.get<T>().batch_stats(a);
+        };
+        std::vector<double> mean(mid), m2(mid);
+        run(0, mid, mean.data(), m2.data());
+        for (std::size_t m = 0; m < mid; ++m) {
+            double alone_mean = 0.0, alone_m2 = 0.0;
+            run(m, 1, &alone_mean, &alone_m2);
+            CHECK_MESSAGE(std::memcmp(&mean[m], &alone_mean, sizeof(double)) == 0, "mean of channel " << m);
+            CHECK_MESSAGE(std::memcmp(&m2[m], &alone_m2, sizeof(double)) == 0, "m2 of channel " << m);
+        }
+    }
+}
+
 }  // namespace
 
 TEST_SUITE("batch_stats") {
+    // 16 runs or more of at most 256 bytes: a block of channels read run by run, one statistics
+    // chunk or several merged.
+    TEST_CASE_TEMPLATE("many short runs", T, float, double) {
+        std::uint64_t seed = 1500;
+        for (std::size_t outer : {16, 33, 300, 600}) {
+            for (std::size_t inner : {2, 16, 17, 64}) {
+                check_batch_stats<T>({outer, 37, inner, 1, 2, outer == 33}, ++seed);
+                check_channel_alone<T>(outer, 37, inner, ++seed);
+            }
+        }
+        check_batch_stats<T>({300, 19, 17, 0, 0, true, 1e6}, ++seed);
+        check_batch_stats<T>({40, 5, 16, 0, 0, false, -1e6, true}, ++seed);
+    }
+
     TEST_CASE_TEMPLATE("channels-first (inner > 1)", T, float, double) {
         std::uint64_t seed = 1000;
         for (std::size_t inner = 2; inner <= 70; ++inner) check_batch_stats<T>({3, 2, inner, 1, 2}, ++seed);

@@ -236,6 +236,7 @@ void layer_norm_write_rows(const NormArgs<T>& a, std::size_t o, std::size_t rows
 
 #include "generic/interleaved_rows.inl"
 #include "generic/row_blocks.inl"
+#include "generic/channel_block_moments.inl"
 
 // layer_norm_rows with a weight, kRowGroup rows at a time, the statistics of the next group
 // computed before this one is written.
@@ -696,6 +697,22 @@ void batch_stats(const BatchStatsArgs<T>& a) noexcept {
     }
     // Channels-first, short runs: chunks of batch_stats_group_rows(inner) consecutive runs of a
     // channel, one corrected two-pass each (the second pass rereads the chunk from L1), merged in order.
+    // Many short runs: a block of channels at a time, read by run (channel_block_moments.inl), the
+    // same operations per channel.
+    if (runs_taken_by_run<T>(a.outer, a.inner)) {
+        const ChannelRuns<T> v{a.x, a.outer, a.inner, a.x_outer_stride, a.x_mid_stride};
+        const std::size_t block_channels = channels_per_block(v, kByRunBlockBytes);
+        for (std::size_t first = 0; first < a.mid; first += block_channels) {
+            const std::size_t channels = min_size(block_channels, a.mid - first);
+            Moments moments[kStatsBlock];
+            block_moments<T, true>(v, first, channels, 1.0, moments, nullptr);  // eps: no rstd asked
+            for (std::size_t k = 0; k < channels; ++k) {
+                a.mean[first + k] = moments[k].mean;
+                a.m2[first + k] = moments[k].m2;
+            }
+        }
+        return;
+    }
     for (std::size_t c = 0; c < a.mid; ++c) {
         const T* x = a.x + static_cast<std::ptrdiff_t>(c) * a.x_mid_stride;
         Moments total = runs_moments(x, min_size(group, a.outer), a.inner, a.x_outer_stride);
