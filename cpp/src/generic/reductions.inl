@@ -411,8 +411,8 @@ SIMDNORM_ALWAYS_INLINE void flush_short_runs(const ShortRunSums<T>& s, Acc<T>& t
 }
 
 template <class T>
-void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride, T pivot, double* sum_d,
-                        double* sum_dd) {
+SIMDNORM_ALWAYS_INLINE void runs_centered_sums(const T* p, std::size_t runs, std::size_t n, std::ptrdiff_t stride,
+                                               T pivot, double* sum_d, double* sum_dd) {
     alignas(64) T pivot_lanes[Vec<T>::lanes];
     store(pivot_lanes, splat(pivot));
     const std::size_t steps_per_run = centered_steps_per_run<T>(n);
