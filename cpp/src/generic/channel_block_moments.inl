@@ -29,9 +29,13 @@ constexpr std::size_t kByRunMinRuns = 16;
 constexpr std::size_t kByRunMaxRunBytes = 256;
 constexpr std::size_t kByRunBlockBytes = std::size_t(256) << 10;
 
+// Blocks of at least two channels: with one, run order is channel order, and batch_stats + the
+// normalization prefetching the next channel was faster (BatchNorm training 8192x8x4x4, 512 KiB
+// channels: 245-250 us against 345-355 in one-channel blocks).
 template <class T>
 bool runs_taken_by_run(std::size_t outer, std::size_t inner) {
-    return outer >= kByRunMinRuns && inner * sizeof(T) <= kByRunMaxRunBytes;
+    return outer >= kByRunMinRuns && inner * sizeof(T) <= kByRunMaxRunBytes &&
+           2 * outer * inner * sizeof(T) <= kByRunBlockBytes;
 }
 
 // Channels per block: `block_bytes` of x, at least 1, at most kStatsBlock.
