@@ -14,8 +14,8 @@
 
 // Channel order: channels of at most kChannelBlockMaxBytes, kChannelBlockBytes of x per block, so
 // the block's x stays in L1 for the normalization that rereads it. Larger channels with long runs
-// keep batch_stats + the prefetching normalization. Run order (runs_taken_by_run): channels of any
-// size up to batch_norm_train_fits', written run o of every channel of the block, then run o + 1.
+// keep batch_stats + the prefetching normalization. Run order (runs_taken_by_run): channels of up
+// to half a by-run block, written run o of every channel of the block, then run o + 1.
 constexpr std::size_t kChannelBlockMaxBytes = std::size_t(8) << 10;
 constexpr std::size_t kChannelBlockBytes = std::size_t(16) << 10;
 
