@@ -108,11 +108,11 @@ void block_chunk_moments(const ChannelRuns<T>& v, std::size_t first, std::size_t
                                        : runs_moments(chunk.run(first + k, 0), runs, v.inner, v.outer_stride);
     }
     if (rstd) {  // 1 / sqrt(m2 / count + eps), already computed where every channel was accepted
-        alignas(64) double m2[kStatsBlock] = {};
-        for (std::size_t k = 0; k < channels; ++k) m2[k] = moments[k].m2;
         if (all_accepted) {
             for (std::size_t k = 0; k < channels; ++k) rstd[k] = block.rstd[k];
         } else {
+            alignas(64) double m2[kStatsBlock] = {};
+            for (std::size_t k = 0; k < channels; ++k) m2[k] = moments[k].m2;
             inverse_std_block(m2, static_cast<double>(runs * v.inner), eps, rstd);
         }
     }
