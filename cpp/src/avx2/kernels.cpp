@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "simdnorm/kernels.hpp"
 #include "avx2/vec.hpp"
