@@ -3,6 +3,7 @@
 // column reduction over the outer rows).
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
 #include <cstring>
 
 #include <sstream>
@@ -123,6 +124,52 @@ void check_channel_alone(std::size_t outer, std::size_t mid, std::size_t inner, 
     }
 }
 
+// Channels-last x beyond 1 MiB is read kFlushSteps rows at a time across strips of columns
+// (column_strips.inl): every column must get the bits the column tiles give it, here from copies
+// of 64 columns (a multiple of every variant's tile) small enough for the tiles.
+template <class T>
+void check_strips_match_tiles(std::size_t outer, std::size_t mid, bool reversed, std::uint64_t seed) {
+    INFO(type_name<T>() << " outer=" << outer << " mid=" << mid << (reversed ? " reversed" : ""));
+    constexpr std::size_t kBlock = 64;
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    std::vector<T> values = normal_values<T>(outer * mid, seed, 3.0, 1.0);
+    for (std::size_t m = 0; m < mid; m += 7) values[m] += static_cast<T>(60.0);  // far pivots: tiles rejected
+    values[(outer / 2) * mid + 5] = nan;
+    Strided<T> x = make_strided<T>(outer, mid, 1, 0, 3, reversed, nan);
+    fill_view(x, values);
+    REQUIRE(outer * static_cast<std::size_t>(std::abs(x.outer_stride)) * sizeof(T) > (std::size_t(1) << 20));
+    REQUIRE(outer * kBlock * sizeof(T) <= (std::size_t(1) << 20));
+    auto run = [](const Variant& v, const T* p, std::size_t rows, std::size_t columns, std::ptrdiff_t stride,
+                  double* mean, double* m2) {
+        BatchStatsArgs<T> a;
+        a.x = p;
+        a.outer = rows;
+        a.mid = columns;
+        a.inner = 1;
+        a.x_outer_stride = stride;
+        a.mean = mean;
+        a.m2 = m2;
+        v.get<T>().batch_stats(a);
+    };
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        std::vector<double> mean(mid), m2(mid);
+        run(v, x.base, outer, mid, x.outer_stride, mean.data(), m2.data());
+        for (std::size_t first = 0; first < mid; first += kBlock) {
+            const std::size_t columns = std::min(kBlock, mid - first);
+            std::vector<T> block(outer * columns);
+            for (std::size_t o = 0; o < outer; ++o)
+                for (std::size_t k = 0; k < columns; ++k) block[o * columns + k] = x.at(o, first + k, 0);
+            std::vector<double> tile_mean(columns), tile_m2(columns);
+            run(v, block.data(), outer, columns, static_cast<std::ptrdiff_t>(columns), tile_mean.data(), tile_m2.data());
+            for (std::size_t k = 0; k < columns; ++k) {
+                CHECK_MESSAGE(std::memcmp(&mean[first + k], &tile_mean[k], sizeof(double)) == 0, "mean of column " << first + k);
+                CHECK_MESSAGE(std::memcmp(&m2[first + k], &tile_m2[k], sizeof(double)) == 0, "m2 of column " << first + k);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 TEST_SUITE("batch_stats") {
@@ -156,6 +203,14 @@ TEST_SUITE("batch_stats") {
                 check_batch_stats<T>({outer, mid, 1, 0, mid % 3, outer % 2 == 1}, ++seed);
             }
         }
+    }
+
+    TEST_CASE_TEMPLATE("channels-last beyond 1 MiB: strips of rows", T, float, double) {
+        std::uint64_t seed = 2500;
+        const std::size_t outer = sizeof(T) == sizeof(float) ? 2100 : 1100;
+        for (std::size_t mid : {130, 700}) check_strips_match_tiles<T>(outer, mid, mid == 700, ++seed);
+        check_batch_stats<T>({outer, 130, 1, 0, 3, false}, ++seed);
+        check_batch_stats<T>({outer, 1100, 1, 0, 0, true, 1e6}, ++seed);
     }
 
     TEST_CASE_TEMPLATE("large common offset and constant channels", T, float, double) {

@@ -237,6 +237,7 @@ void layer_norm_write_rows(const NormArgs<T>& a, std::size_t o, std::size_t rows
 #include "generic/interleaved_rows.inl"
 #include "generic/row_blocks.inl"
 #include "generic/channel_block_moments.inl"
+#include "generic/column_strips.inl"
 
 // layer_norm_rows with a weight, kRowGroup rows at a time, the statistics of the next group
 // computed before this one is written.
@@ -667,6 +668,20 @@ void rms_norm(const NormArgs<T>& a) noexcept {
 
 template <class T>
 void batch_stats(const BatchStatsArgs<T>& a) noexcept {
+    if (a.inner == 1 && a.outer * static_cast<std::size_t>(std::abs(a.x_outer_stride)) * sizeof(T) > kStripMinBytes) {
+        // channels-last beyond L2: kFlushSteps rows at a time across strips (column_strips.inl)
+        constexpr std::size_t W = kStripVectors * Vec<T>::lanes;
+        for (std::size_t lane = 0; lane < a.mid; lane += W) {
+            const std::size_t columns = min_size(W, a.mid - lane);
+            alignas(64) double mean[W], m2[W];
+            strip_moments(a.x + lane, columns, a.outer, a.x_outer_stride, mean, m2);
+            for (std::size_t k = 0; k < columns; ++k) {
+                a.mean[lane + k] = mean[k];
+                a.m2[lane + k] = m2[k];
+            }
+        }
+        return;
+    }
     if (a.inner == 1) {  // channels-last: per-lane column reduction over the outer rows
         constexpr std::size_t W = kTileVectors * Vec<T>::lanes;
         for_each_tile<T>(a.mid, [&](std::size_t lane, std::size_t vectors, std::size_t last_lanes) {
