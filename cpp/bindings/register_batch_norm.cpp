@@ -245,9 +245,12 @@ py::tuple batch_stats(py::handle x_obj, py::handle axis) {
         compute_batch_stats<double>(call, mean.data(), m2.data());
     }
     py::array_t<double> mean_out(static_cast<py::ssize_t>(channels)), var_out(static_cast<py::ssize_t>(channels));
+    // Through raw pointers: mutable_at's per-element checks cost ~4 us at 768 channels.
+    double* const mean_data = mean_out.mutable_data();
+    double* const var_data = var_out.mutable_data();
     for (std::size_t c = 0; c < channels; ++c) {
-        mean_out.mutable_at(c) = mean[c];
-        var_out.mutable_at(c) = m2[c] / double(count);  // NaN for an empty batch, as numpy.var
+        mean_data[c] = mean[c];
+        var_data[c] = m2[c] / double(count);  // NaN for an empty batch, as numpy.var
     }
     return py::make_tuple(mean_out, var_out, count);
 }
