@@ -124,6 +124,34 @@ TEST_SUITE("channel_affine") {
         }
     }
 
+    // Cached channels-last rows whose stride keeps every row at the same place in its vector take
+    // whole vectors from x's first vector boundary on (a partial head, then aligned loads): every
+    // start offset of x within a vector, y at x's offset and off it; the bits must not move.
+    TEST_CASE_TEMPLATE("channels-last, every alignment of x", T, float, double) {
+        std::uint64_t seed = 8500;
+        const std::size_t shapes[][2] = {{5, 27}, {17, 15}, {64, 0}, {100, 12}, {257, 63}};  // mid, outer pad
+        for (const auto& shape : shapes) {
+            for (bool centered : {false, true}) {
+                ++seed;
+                std::vector<std::vector<double>> first;
+                for (std::size_t x_lead = 0; x_lead <= 16; ++x_lead) {
+                    for (std::size_t y_lead : {x_lead, (x_lead * 5 + 3) % 17}) {
+                        AffineCase c{5, shape[0], 1, 0, shape[1], false, centered};
+                        c.x_lead = x_lead;
+                        c.y_lead = y_lead;
+                        const auto outputs = check_channel_affine<T>(c, seed);  // same seed: same values
+                        if (first.empty()) {
+                            first = outputs;
+                        } else {
+                            CHECK_MESSAGE(outputs == first, "bits depend on placement (x_lead " << x_lead << ", y_lead "
+                                                                                               << y_lead << ")");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     TEST_CASE_TEMPLATE("channels-first (inner > 1)", T, float, double) {
         std::uint64_t seed = 5000;
         for (bool centered : {false, true}) {
