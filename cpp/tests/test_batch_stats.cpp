@@ -170,6 +170,42 @@ void check_strips_match_tiles(std::size_t outer, std::size_t mid, bool reversed,
     }
 }
 
+// Channels-last columns before x's first vector boundary are one partial tile, the rest start on
+// it (aligned_head): every column's bits must be the same wherever x starts within a vector.
+template <class T>
+void check_placement_independent(std::size_t outer, std::size_t mid, std::size_t outer_pad, std::uint64_t seed) {
+    INFO(type_name<T>() << " outer=" << outer << " mid=" << mid << " outer_pad=" << outer_pad);
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    std::vector<T> values = normal_values<T>(outer * mid, seed, 3.0, 1.0);
+    for (std::size_t m = 0; m < mid; m += 5) values[m] += static_cast<T>(60.0);  // far pivots: lanes rejected
+    values[(outer / 2) * mid + mid / 2] = nan;
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        std::vector<double> first_mean, first_m2;
+        for (std::size_t lead = 0; lead <= 16; ++lead) {
+            Strided<T> x = make_strided<T>(outer, mid, 1, 0, outer_pad, false, nan, lead);
+            fill_view(x, values);
+            std::vector<double> mean(mid), m2(mid);
+            BatchStatsArgs<T> a;
+            a.x = x.base;
+            a.outer = outer;
+            a.mid = mid;
+            a.inner = 1;
+            a.x_outer_stride = x.outer_stride;
+            a.mean = mean.data();
+            a.m2 = m2.data();
+            v.get<T>().batch_stats(a);
+            if (lead == 0) {
+                first_mean = mean;
+                first_m2 = m2;
+                continue;
+            }
+            CHECK_MESSAGE(std::memcmp(mean.data(), first_mean.data(), mid * sizeof(double)) == 0, "mean, lead " << lead);
+            CHECK_MESSAGE(std::memcmp(m2.data(), first_m2.data(), mid * sizeof(double)) == 0, "m2, lead " << lead);
+        }
+    }
+}
+
 }  // namespace
 
 TEST_SUITE("batch_stats") {
@@ -203,6 +239,14 @@ TEST_SUITE("batch_stats") {
                 check_batch_stats<T>({outer, mid, 1, 0, mid % 3, outer % 2 == 1}, ++seed);
             }
         }
+    }
+
+    TEST_CASE_TEMPLATE("channels-last, every placement of x", T, float, double) {
+        std::uint64_t seed = 2700;
+        const std::size_t shapes[][3] = {{37, 3, 13}, {37, 70, 10}, {300, 100, 12}, {130, 257, 63}};  // outer, mid, pad
+        for (const auto& shape : shapes) check_placement_independent<T>(shape[0], shape[1], shape[2], ++seed);
+        const std::size_t strips_outer = sizeof(T) == sizeof(float) ? 2100 : 1100;
+        check_placement_independent<T>(strips_outer, 130, 14, ++seed);  // beyond 1 MiB: strips
     }
 
     TEST_CASE_TEMPLATE("channels-last beyond 1 MiB: strips of rows", T, float, double) {

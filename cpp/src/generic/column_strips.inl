@@ -1,6 +1,6 @@
-// Per-column moments of a strip of contiguous columns over strided rows: channels-last batch
-// statistics of x larger than L2. Included by generic/kernels.inl (inside its unnamed namespace)
-// after channel_block_moments.inl.
+// Channels-last batch statistics: per-column moments of contiguous columns over strided rows, in
+// column tiles (x within L2) or row strips (beyond). Included by generic/kernels.inl (inside its
+// unnamed namespace) after channel_block_moments.inl; batch_stats calls channels_last_batch_stats.
 //
 // tile_moments sweeps one 4-vector tile (256 bytes of float32 under AVX-512) down every row before
 // the next tile: in L2 that is fastest, but from L3 or memory each sweep meets every page of x a
@@ -9,8 +9,7 @@
 // totals kept in memory between row steps. C++ loop, AVX-512, float32: 512x1024 38.6 -> 28.2 us,
 // 4096x1024 390 -> 200, 100352x64 411 -> 377; 256x768 (786 KB, in L2) 8.2 -> 9.4, so x of at
 // most kStripMinBytes keeps the tiles. Per lane the operations and their order are tile_moments'
-// (pivot, float partial sums of kFlushSteps rows, widened, accept_shifted decided per tile of
-// kTileVectors vectors, tile_moments_two_pass for a rejected tile): the same bits.
+// (pivot, float partial sums of kFlushSteps rows, widened, accept_tile_lanes): the same bits.
 
 constexpr std::size_t kStripMinBytes = std::size_t(1) << 20;
 
@@ -59,9 +58,11 @@ SIMDNORM_ALWAYS_INLINE void strip_tile_step(const T* rows, std::ptrdiff_t stride
 // mean[k], m2[k] of columns k < columns (at most kStripVectors vectors) of p over `rows` rows
 // `stride` elements apart; mean and m2 hold columns rounded up to whole tiles of kTileVectors
 // vectors (the lanes past `columns` are scratch).
+// Kept out of line: inlined into channels_last_batch_stats, its row loop spilled the stride and
+// 1568x256 ran 16.4 -> 17.6 us.
 template <class T>
-void strip_moments(const T* p, std::size_t columns, std::size_t rows, std::ptrdiff_t stride, double* mean,
-                   double* m2) {
+SIMDNORM_NOINLINE void strip_moments(const T* p, std::size_t columns, std::size_t rows, std::ptrdiff_t stride,
+                                     double* mean, double* m2) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
     const std::size_t vectors = (columns + L - 1) / L;
@@ -96,29 +97,53 @@ void strip_moments(const T* p, std::size_t columns, std::size_t rows, std::ptrdi
                                       total_dd);
         }
     }
-    // accept_shifted per lane, decided per tile of kTileVectors vectors as tile_moments decides it
-    // (its lanes past the last column hold zeros: accepted).
     alignas(64) double sums_d[kStripVectors * L], sums_dd[kStripVectors * L];
     for (std::size_t v = 0; v < vectors; ++v) {
         acc_store(sums_d + v * L, total_d[v]);
         acc_store(sums_dd + v * L, total_dd[v]);
     }
-    const double count = static_cast<double>(rows);
     constexpr std::size_t W = kTileVectors * L;
     for (std::size_t first = 0; first < lanes; first += W) {
-        const std::size_t tile_lanes = min_size(W, lanes - first);
-        bool accepted = true;
-        for (std::size_t k = first; k < first + tile_lanes; ++k) {
-            const double offset = sums_d[k] / count;
-            const double lane_m2 = sums_dd[k] - sums_d[k] * offset;
-            accepted &= is_finite(offset) & is_finite(lane_m2) & (sums_d[k] * offset <= lane_m2);
-            mean[k] += offset;
-            m2[k] = lane_m2;
-        }
-        if (!accepted) {
-            const std::size_t tile_vectors = tile_lanes / L;
-            const std::size_t tile_last = min_size(L, columns - first - (tile_vectors - 1) * L);
-            tile_moments_two_pass(p + first, tile_vectors, tile_last, rows, stride, mean + first, m2 + first);
-        }
+        const std::size_t tile_vectors = min_size(W, lanes - first) / L;
+        const std::size_t tile_last = min_size(L, columns - first - (tile_vectors - 1) * L);
+        accept_tile_lanes(p + first, tile_vectors, tile_last, rows, stride, mean + first, sums_d + first,
+                          sums_dd + first, mean + first, m2 + first);
     }
+}
+
+// batch_stats for channels-last x (inner == 1). Within L2, tiles of whole vectors from x's first
+// vector boundary on, the columns before it one partial tile (aligned_head: NumPy's large arrays
+// start 16 bytes into a line, where every AVX-512 load spans two lines; through Python 256x768
+// 10.4 -> 10.0 us, 9.2 with x on a line). Strips keep x's own placement: there a partial tile
+// is one more sweep down every row, and 1568x256 went 19.5 -> 21 us with it. Every column's bits
+// are its own (accept_tile_lanes), whatever tile or strip holds it.
+template <class T>
+void channels_last_batch_stats(const BatchStatsArgs<T>& a) {
+    constexpr std::size_t L = Vec<T>::lanes;
+    constexpr std::size_t W = kStripVectors * L;  // also a whole number of tiles
+    alignas(64) double mean[W], m2[W];
+    auto store_columns = [&](std::size_t lane, std::size_t columns) {
+        for (std::size_t k = 0; k < columns; ++k) {
+            a.mean[lane + k] = mean[k];
+            a.m2[lane + k] = m2[k];
+        }
+    };
+    const std::size_t stride_bytes = static_cast<std::size_t>(std::abs(a.x_outer_stride)) * sizeof(T);
+    if (a.outer * stride_bytes > kStripMinBytes) {
+        for (std::size_t lane = 0; lane < a.mid; lane += W) {
+            const std::size_t columns = min_size(W, a.mid - lane);
+            strip_moments(a.x + lane, columns, a.outer, a.x_outer_stride, mean, m2);
+            store_columns(lane, columns);
+        }
+        return;
+    }
+    const std::size_t head = aligned_head(a.x, a.mid, a.x_outer_stride);
+    if (head != 0) {
+        tile_moments(a.x, 1, head, a.outer, a.x_outer_stride, mean, m2);
+        store_columns(0, head);
+    }
+    for_each_tile<T>(a.mid - head, [&](std::size_t tile_lane, std::size_t vectors, std::size_t last_lanes) {
+        tile_moments(a.x + head + tile_lane, vectors, last_lanes, a.outer, a.x_outer_stride, mean, m2);
+        store_columns(head + tile_lane, (vectors - 1) * L + last_lanes);
+    });
 }

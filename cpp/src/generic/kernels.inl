@@ -7,13 +7,6 @@ inline double inverse_std(double m2, double count, double eps) {
     return 1.0 / std::sqrt(clamp_non_negative(m2 / count) + eps);
 }
 
-// Elements of T from p up to the next vector boundary (< lanes); p must be element-aligned.
-template <class T>
-inline std::size_t elements_to_vector_boundary(const T* p) {
-    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(p);
-    return ((sizeof(Vec<T>) - address % sizeof(Vec<T>)) % sizeof(Vec<T>)) / sizeof(T);
-}
-
 // A vector of n <= lanes elements: whole (n == lanes) or partial.
 template <class T>
 SIMDNORM_ALWAYS_INLINE Vec<T> load_part(const T* p, std::size_t n) {
@@ -599,9 +592,7 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         // 256x768 out= through Python, x 16 bytes into a line, y 32: 16.5-16.7 us as it was,
         // 14.1-14.5 with x's loads aligned, 16.5-17.0 with y's stores aligned; x 16, y 0: 14.3-14.6,
         // 13.4-13.6, 13.8-14.3.
-        const std::size_t head =
-            (static_cast<std::size_t>(a.x_outer_stride) * sizeof(T)) % sizeof(V) == 0
-                ? min_size(elements_to_vector_boundary(a.x), a.mid) : 0;
+        const std::size_t head = aligned_head(a.x, a.mid, a.x_outer_stride);
         for (std::size_t o = 0; o < a.outer; ++o) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
             T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
@@ -688,31 +679,8 @@ void rms_norm(const NormArgs<T>& a) noexcept {
 
 template <class T>
 void batch_stats(const BatchStatsArgs<T>& a) noexcept {
-    if (a.inner == 1 && a.outer * static_cast<std::size_t>(std::abs(a.x_outer_stride)) * sizeof(T) > kStripMinBytes) {
-        // channels-last beyond L2: kFlushSteps rows at a time across strips (column_strips.inl)
-        constexpr std::size_t W = kStripVectors * Vec<T>::lanes;
-        for (std::size_t lane = 0; lane < a.mid; lane += W) {
-            const std::size_t columns = min_size(W, a.mid - lane);
-            alignas(64) double mean[W], m2[W];
-            strip_moments(a.x + lane, columns, a.outer, a.x_outer_stride, mean, m2);
-            for (std::size_t k = 0; k < columns; ++k) {
-                a.mean[lane + k] = mean[k];
-                a.m2[lane + k] = m2[k];
-            }
-        }
-        return;
-    }
-    if (a.inner == 1) {  // channels-last: per-lane column reduction over the outer rows
-        constexpr std::size_t W = kTileVectors * Vec<T>::lanes;
-        for_each_tile<T>(a.mid, [&](std::size_t lane, std::size_t vectors, std::size_t last_lanes) {
-            alignas(64) double mean[W], m2[W];
-            tile_moments(a.x + lane, vectors, last_lanes, a.outer, a.x_outer_stride, mean, m2);
-            const std::size_t valid = (vectors - 1) * Vec<T>::lanes + last_lanes;
-            for (std::size_t k = 0; k < valid; ++k) {
-                a.mean[lane + k] = mean[k];
-                a.m2[lane + k] = m2[k];
-            }
-        });
+    if (a.inner == 1) {
+        channels_last_batch_stats(a);  // column_strips.inl
         return;
     }
     const double run = static_cast<double>(a.inner);

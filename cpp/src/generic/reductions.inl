@@ -14,6 +14,13 @@
 #define SIMDNORM_ALWAYS_INLINE inline
 #endif
 #endif
+#ifndef SIMDNORM_NOINLINE
+#if defined(__GNUC__)
+#define SIMDNORM_NOINLINE __attribute__((noinline))
+#else
+#define SIMDNORM_NOINLINE
+#endif
+#endif
 
 namespace {
 
@@ -45,6 +52,21 @@ inline void prefetch_read(const void* p) {
 #endif
 }
 inline double clamp_non_negative(double v) { return v < 0.0 ? 0.0 : v; }  // NaN stays NaN
+
+// Elements of T from p up to the next vector boundary (< lanes); p must be element-aligned.
+template <class T>
+inline std::size_t elements_to_vector_boundary(const T* p) {
+    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(p);
+    return ((sizeof(Vec<T>) - address % sizeof(Vec<T>)) % sizeof(Vec<T>)) / sizeof(T);
+}
+
+// Channels-last rows `stride` elements apart, `width` columns from p: the columns before p's first
+// vector boundary when every row has that boundary at the same column (else 0), at most width.
+template <class T>
+inline std::size_t aligned_head(const T* p, std::size_t width, std::ptrdiff_t stride) {
+    const std::size_t stride_bytes = static_cast<std::size_t>(stride < 0 ? -stride : stride) * sizeof(T);
+    return stride_bytes % sizeof(Vec<T>) == 0 ? min_size(elements_to_vector_boundary(p), width) : 0;
+}
 
 // True for finite v (inf - inf and NaN - NaN are NaN). Avoids std::isfinite: inline library code
 // compiled into several ISA translation units is an ODR hazard.
@@ -611,9 +633,41 @@ void tile_moments_two_pass(const T* p, std::size_t vectors, std::size_t last_lan
     }
 }
 
+// accept_shifted for every lane of a tile: mean = pivot + sum_d / count and m2 from the shifted
+// sums, and the lanes it rejects take tile_moments_two_pass's values. Decided lane by lane, so a
+// column's bits do not depend on the tile it shares: tiles may start wherever x's vectors do.
+// Lanes past the tile hold zeros: accepted. pivots may be mean itself.
+template <class T>
+SIMDNORM_ALWAYS_INLINE void accept_tile_lanes(const T* p, std::size_t vectors, std::size_t last_lanes,
+                                              std::size_t rows, std::ptrdiff_t stride, const double* pivots,
+                                              const double* sums_d, const double* sums_dd, double* mean, double* m2) {
+    constexpr std::size_t W = kTileVectors * Vec<T>::lanes;
+    const std::size_t lanes = vectors * Vec<T>::lanes;
+    const double count = static_cast<double>(rows);
+    bool all_accepted = true;
+    bool accepted[W];
+    for (std::size_t k = 0; k < lanes; ++k) {
+        const double offset = sums_d[k] / count;
+        const double lane_m2 = sums_dd[k] - sums_d[k] * offset;
+        accepted[k] = is_finite(offset) & is_finite(lane_m2) & (sums_d[k] * offset <= lane_m2);
+        all_accepted &= accepted[k];
+        mean[k] = pivots[k] + offset;
+        m2[k] = lane_m2;
+    }
+    if (all_accepted) return;
+    alignas(64) double exact_mean[W], exact_m2[W];
+    tile_moments_two_pass(p, vectors, last_lanes, rows, stride, exact_mean, exact_m2);
+    for (std::size_t k = 0; k < lanes; ++k) {
+        if (!accepted[k]) {
+            mean[k] = exact_mean[k];
+            m2[k] = exact_m2[k];
+        }
+    }
+}
+
 // tile_moments_two_pass's result in one read: per-lane shifted sums around the mean of the first
-// rows (kPivotSample), accepted when every valid lane passes accept_shifted; otherwise the tile is
-// recomputed with the corrected two-pass.
+// rows (kPivotSample), each lane accepted by accept_shifted or else recomputed with the corrected
+// two-pass (accept_tile_lanes).
 template <class T, class Vectors, class LastLanes>
 SIMDNORM_ALWAYS_INLINE void tile_moments_shaped(const T* p, Vectors vectors, LastLanes last_lanes, std::size_t rows,
                                                 std::ptrdiff_t stride, double* mean, double* m2) {
@@ -655,18 +709,7 @@ SIMDNORM_ALWAYS_INLINE void tile_moments_shaped(const T* p, Vectors vectors, Las
         acc_store(sums_d + v * L, total_d[v]);
         acc_store(sums_dd + v * L, total_dd[v]);
     }
-    // accept_shifted for every lane, written as one branch-free loop the compiler vectorizes.
-    // Lanes past the tile hold zeros: accepted, with mean 0 and m2 0.
-    const double count = static_cast<double>(rows);
-    bool accepted = true;
-    for (std::size_t k = 0; k < vectors * L; ++k) {
-        const double offset = sums_d[k] / count;
-        const double lane_m2 = sums_dd[k] - sums_d[k] * offset;
-        accepted &= is_finite(offset) & is_finite(lane_m2) & (sums_d[k] * offset <= lane_m2);
-        mean[k] = sums[k] + offset;
-        m2[k] = lane_m2;
-    }
-    if (!accepted) tile_moments_two_pass(p, vectors, last_lanes, rows, stride, mean, m2);
+    accept_tile_lanes(p, vectors, last_lanes, rows, stride, sums, sums_d, sums_dd, mean, m2);
 }
 template <class T>
 void tile_moments(const T* p, std::size_t vectors, std::size_t last_lanes, std::size_t rows, std::ptrdiff_t stride,
