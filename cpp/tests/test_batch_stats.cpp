@@ -243,7 +243,8 @@ TEST_SUITE("batch_stats") {
 
     TEST_CASE_TEMPLATE("channels-last, every placement of x", T, float, double) {
         std::uint64_t seed = 2700;
-        const std::size_t shapes[][3] = {{37, 3, 13}, {37, 70, 10}, {300, 100, 12}, {130, 257, 63}};  // outer, mid, pad
+        // outer, mid, pad; 700 columns: enough tiles per row for the aligned tiles on every variant
+        const std::size_t shapes[][3] = {{37, 3, 13}, {37, 70, 10}, {300, 100, 12}, {130, 257, 63}, {60, 700, 20}};
         for (const auto& shape : shapes) check_placement_independent<T>(shape[0], shape[1], shape[2], ++seed);
         const std::size_t strips_outer = sizeof(T) == sizeof(float) ? 2100 : 1100;
         check_placement_independent<T>(strips_outer, 130, 14, ++seed);  // beyond 1 MiB: strips

@@ -111,12 +111,15 @@ SIMDNORM_NOINLINE void strip_moments(const T* p, std::size_t columns, std::size_
     }
 }
 
-// batch_stats for channels-last x (inner == 1). Within L2, tiles of whole vectors from x's first
-// vector boundary on, the columns before it one partial tile (aligned_head: NumPy's large arrays
-// start 16 bytes into a line, where every AVX-512 load spans two lines; through Python 256x768
-// 10.4 -> 10.0 us, 9.2 with x on a line). Strips keep x's own placement: there a partial tile
-// is one more sweep down every row, and 1568x256 went 19.5 -> 21 us with it. Every column's bits
-// are its own (accept_tile_lanes), whatever tile or strip holds it.
+// batch_stats for channels-last x (inner == 1). Within L2, rows of kAlignedTilesMinTiles tiles or
+// more take tiles of whole vectors from x's first vector boundary on, the columns before it one
+// partial tile (aligned_head: NumPy's large arrays start 16 bytes into a line, where every AVX-512
+// load spans two lines; through Python 256x768 10.3 -> 9.8 us, 9.2 with x on a line). The partial
+// tile is one more sweep down every row: with one or two tiles per row that cost more than the
+// split loads (32x56x56x64, blocks of 512 rows of one tile, 460-530 -> 1,110-1,330 us), and in
+// strips too (1568x256 19.5 -> 21 us), so those keep x's own placement. Every column's bits are
+// its own (accept_tile_lanes), whatever tile or strip holds it.
+constexpr std::size_t kAlignedTilesMinTiles = 8;
 template <class T>
 void channels_last_batch_stats(const BatchStatsArgs<T>& a) {
     constexpr std::size_t L = Vec<T>::lanes;
@@ -137,7 +140,8 @@ void channels_last_batch_stats(const BatchStatsArgs<T>& a) {
         }
         return;
     }
-    const std::size_t head = aligned_head(a.x, a.mid, a.x_outer_stride);
+    const std::size_t head = a.mid >= kAlignedTilesMinTiles * kTileVectors * L
+                                 ? aligned_head(a.x, a.mid, a.x_outer_stride) : 0;
     if (head != 0) {
         tile_moments(a.x, 1, head, a.outer, a.x_outer_stride, mean, m2);
         store_columns(0, head);
