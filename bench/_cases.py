@@ -1,10 +1,15 @@
 """bench_norms.py's cases: the op / peer names and constants, the grids, and one case built and checked.
 
+Module objects and streaming statistics are built in _cases_stateful.py.
+
 Nothing here imports numpy / torch / onnxruntime at module level (bench_norms.py pins thread counts
 first): functions take the numpy module as an argument, and onnx is imported where it is used.
 """
 
-OPS = ("layer_norm", "rms_norm", "batch_norm_eval", "batch_norm_train")
+# "modules": simdnorm.LayerNorm / RMSNorm / frozen BatchNorm objects on single rows; "streaming":
+# RunningStats.update / update_normalize, one sample per call (_cases_stateful.py).
+OPS = ("layer_norm", "rms_norm", "batch_norm_eval", "batch_norm_train", "modules", "streaming")
+STREAMING_FEATURES = (16, 64, 256, 768)
 # Labels of the thread-scaling loop of multi-thread runs (row["scaling"]): simdnorm's default ISA
 # at the run's thread count and at 1 thread, timed alternately in a loop of their own.
 SCALED = "simdnorm[threads]"
@@ -14,6 +19,8 @@ EPS_RMS = 1e-6
 EPS_BN = 1e-5
 MOMENTUM = 0.1
 PEERS = ("numpy", "torch", "ort")
+
+from _cases_stateful import build_module_case, build_streaming_case  # noqa: E402  (no numpy import)
 
 # --------------------------------------------------------------------------------------------------
 # Grids. A case is a dict: op, shape (logical: rows x cols, or N x C x spatial... for BatchNorm),
@@ -36,6 +43,17 @@ def _bn_cases(op, shapes):
     return cases
 
 
+def _module_cases(shape, out=False):
+    cases = [_case(f"module {op}", shape, out=out) for op in ("layer_norm", "rms_norm")]
+    if not out:  # a frozen BatchNorm on (N, F) rows, channels last
+        cases.append(_case("module batch_norm_eval", shape, "NF"))
+    return cases
+
+
+def _streaming_cases(ops, features):
+    return [_case(f"streaming {op}", (1, f)) for op in ops for f in features]
+
+
 def quick_grid(ops):
     cases = []
     rows = [(1, 768), (32, 768), (512, 768), (8192, 1024)]  # last: 64 MiB x + y, past L3
@@ -45,8 +63,13 @@ def quick_grid(ops):
             cases.append(_case(op, rows[-1], out=True))  # same without allocating y (page faults)
     if "batch_norm_eval" in ops:
         cases += _bn_cases("batch_norm_eval", [(1, 768), (8, 256, 14, 14)])
+        cases.append(_case("batch_norm_eval", (1, 768), "NF", fold=True))  # NumPy on pre-folded arrays
     if "batch_norm_train" in ops:
         cases += _bn_cases("batch_norm_train", [(256, 768), (8, 256, 14, 14)])
+    if "modules" in ops:
+        cases += _module_cases((1, 768))
+    if "streaming" in ops:
+        cases += _streaming_cases(["update_normalize"], (16, 768))
     return cases
 
 
@@ -66,11 +89,15 @@ def full_grid(ops):
         cases.append(_case(op, (16384, 1024), out=True))
     if "batch_norm_eval" in ops:
         ev = _bn_cases("batch_norm_eval", [(1, 768), (8, 256, 14, 14), (32, 64, 56, 56)])
-        ev += [dict(c, fold=True) for c in ev if c["layout"] != "NF"]
+        ev += [dict(c, fold=True) for c in ev]
         ev.append(_case("batch_norm_eval", (32, 64, 56, 56), "NCHW", out=True))
         cases += ev
     if "batch_norm_train" in ops:
         cases += _bn_cases("batch_norm_train", [(8, 256, 14, 14), (32, 64, 56, 56), (256, 768), (4096, 1024)])
+    if "modules" in ops:
+        cases += _module_cases((1, 768)) + _module_cases((1, 768), out=True) + _module_cases((32, 768))
+    if "streaming" in ops:
+        cases += _streaming_cases(["update", "update_normalize"], STREAMING_FEATURES)
     return cases
 
 
@@ -79,12 +106,19 @@ def shapes_grid(ops, shapes):
     for op in ops:
         if op.startswith("batch_norm"):
             cases += _bn_cases(op, [s for s, out in shapes if not out])
+        elif op == "modules":
+            cases += [m for s, out in shapes if len(s) == 2 for m in _module_cases(s, out)]
+        elif op == "streaming":  # 1xF shapes: one sample of F features
+            features = [s[1] for s, out in shapes if len(s) == 2 and s[0] == 1]
+            cases += _streaming_cases(["update", "update_normalize"], features)
         else:
             cases += [_case(op, s, out=out) for s, out in shapes]
     return cases
 
 
 def case_name(c):
+    if c["op"].startswith("streaming"):
+        return f"{c['op']} F={c['shape'][-1]}"
     shape = "x".join(str(d) for d in c["shape"])
     name = f"{c['op']} {shape}"
     if c["layout"] != "rows":
@@ -117,7 +151,11 @@ def make_input(np, c, dtype):
 def build_case(np, c, dtype, sn, torch, ort_factory):
     """Returns dict with x, bytes, ref (float64), runners {impl: (callable, to_numpy, checker)}, skips."""
     op = c["op"]
+    if op.startswith("streaming "):
+        return build_streaming_case(np, c, dtype, sn)
     x = make_input(np, c, dtype)
+    if op.startswith("module "):
+        return build_module_case(np, c, x, sn, torch, ort_factory)
     x64 = x.astype(np.float64)
     runners, skips = {}, {}
     if op in ("layer_norm", "rms_norm"):
@@ -241,6 +279,15 @@ def build_case(np, c, dtype, sn, torch, ort_factory):
             np.multiply(rv_np, dtype.type(1 - MOMENTUM), out=rv_np)
             np.add(rv_np, dtype.type(MOMENTUM) * unbias * var.reshape(ch), out=rv_np)
             return xc
+    elif c["fold"]:  # simdnorm's scale_shift on folded arrays: NumPy gets them folded too
+        scale_np = (w / np.sqrt(rv_np + dtype.type(EPS_BN))).astype(dtype)
+        shift_np = (b - rm_np * scale_np).astype(dtype).reshape(bshape)
+        scale_np = scale_np.reshape(bshape)
+
+        def np_impl():
+            y = x * scale_np
+            y += shift_np
+            return y
     else:
 
         def np_impl():
@@ -268,8 +315,9 @@ def build_case(np, c, dtype, sn, torch, ort_factory):
                 x, rm_sn, rv_sn, w, b, training=training, momentum=MOMENTUM, eps=EPS_BN, axis=axis, out=out
             )
         runners["simdnorm"] = sn_fn
-    if not c["out"] and not c["fold"]:
+    if not c["out"]:
         runners["numpy"] = np_impl
+    if not c["out"] and not c["fold"]:
         if torch is not None:
             rm_t, rv_t = (torch.from_numpy(a) for a in fresh_stats("torch"))
             wt, bt = torch.from_numpy(w), torch.from_numpy(b)
@@ -338,7 +386,9 @@ def check(np, impl, case_data, fn):
     """Max abs error of one fresh call vs the float64 reference (plus running stats in training)."""
     if "reset_stats" in case_data:
         case_data["reset_stats"]()
-    y = to_numpy(np, impl, fn(), case_data.get("layout"))
+    result = fn()
+    probe = (case_data.get("probes") or {}).get(impl)  # calls returning nothing: what they changed
+    y = to_numpy(np, impl, probe() if probe else result, case_data.get("layout"))
     ref = case_data["ref"]
     if y.shape != ref.shape:
         return float("inf")

@@ -6,6 +6,7 @@ Nothing here imports numpy at module level; matplotlib is imported by plot() onl
 import json
 import sys
 
+from _accuracy import render as render_accuracy
 from _cases import ONE_THREAD, PEERS, SCALED
 
 # --------------------------------------------------------------------------------------------------
@@ -140,8 +141,14 @@ def render(results, args):
         "preallocated array (out= rows) or x.copy() (rows that allocate their output), timed in the same "
         "interleaved loop: the 1-read-1-write floor of that case on one thread; sn/copy = simdnorm time over it. "
         "n/a = peer cannot run this case "
-        "(see 'Not measured'); — = not applicable (out= / fold rows time simdnorm alone)."
+        "(see 'Not measured'); — = not applicable (out= rows time simdnorm alone; fold rows time it "
+        "against NumPy on the same pre-folded scale / shift). module rows call simdnorm.LayerNorm / RMSNorm / "
+        "a frozen BatchNorm object (PyTorch: the torch.nn module on a tensor); streaming rows are one "
+        "RunningStats call per sample (NumPy: the same Welford update in float64)."
     )
+    accuracy = results[0].get("accuracy")
+    if accuracy:
+        lines += ["", "### Accuracy: float32 max abs error vs float64 on c + N(0, 1)", "", render_accuracy(accuracy)]
     return "\n".join(lines)
 
 

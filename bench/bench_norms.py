@@ -38,6 +38,7 @@ from _cases import (
     quick_grid,
     shapes_grid,
 )
+from _accuracy import offset_errors
 from _machine import busy_cpu_seconds, cache_sizes, cpu_model, own_cpu_seconds
 from _peers import THREAD_ENV_VARS, OrtFactory, load_ort, load_torch, pin_threads
 from _report import compare, plot, render
@@ -80,6 +81,8 @@ def parse_args(argv):
     p.add_argument("--compare", nargs=2, metavar=("OLD.json", "NEW.json"), help="print what got slower, then exit")
     p.add_argument("--threshold", type=float, default=5.0, help="--compare: percent slowdown to report")
     p.add_argument("--fail-on-regression", action="store_true", help="--compare: exit 1 if anything got slower")
+    p.add_argument("--no-accuracy", dest="accuracy", action="store_false",
+                   help="skip the float32 accuracy table on offset data (c + N(0, 1), c up to 1e6)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--_child-out", dest="child_out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -330,7 +333,11 @@ def run_suite(args, threads):
         other = (busy - load_start[0]) - (own - load_start[1])
         info["background_load_cores"] = round(max(0.0, other / max(wall - load_start[2], 1e-9)), 2)
     info["run_seconds"] = round(wall - load_start[2], 1)
-    return {"info": info, "floors_ns": floors, "ceilings": ceilings, "rows": rows}
+    result = {"info": info, "floors_ns": floors, "ceilings": ceilings, "rows": rows}
+    if "float32" in args.dtypes and args.accuracy:
+        log(args, f"[threads={threads}] accuracy on offset data ...")
+        result["accuracy"] = offset_errors(np, sn, isas)
+    return result
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,6 +354,8 @@ def child_argv(args, threads, out_path):
         argv.append("--full")
     if args.quiet:
         argv.append("--quiet")
+    if not args.accuracy:
+        argv.append("--no-accuracy")
     return argv
 
 

@@ -21,7 +21,8 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from _machine import cpu_model  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from _cases_stateful import NumpyWelford  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from _machine import cpu_model  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -38,27 +39,6 @@ def per_call_ns(call, x, out, calls, repeats):
             call(x, out=out)
         samples.append((time.perf_counter_ns() - t0) / calls)
     return statistics.median(samples)
-
-
-class NumpyWelford:
-    """The same work in NumPy: Welford update, then (x - mean) / sqrt(var + eps) into out."""
-
-    def __init__(self, num_features, eps=1e-5):
-        self.count = 0
-        self.mean = np.zeros(num_features)
-        self.m2 = np.zeros(num_features)
-        self.d = np.empty(num_features)
-        self.eps = eps
-
-    def update_normalize(self, x, out):
-        self.count += 1
-        d = self.d
-        np.subtract(x, self.mean, out=d)
-        self.mean += d / self.count
-        centered = x - self.mean
-        self.m2 += d * centered
-        np.divide(centered, np.sqrt(self.m2 / self.count + self.eps), out=out, casting="unsafe")
-        return out
 
 
 def main():
@@ -81,7 +61,7 @@ def main():
         out = np.empty_like(x)
         exact = RunningStats(features)
         momentum = RunningStats(features, momentum=0.01)
-        reference = NumpyWelford(features)
+        reference = NumpyWelford(np, np.zeros(features), np.zeros(features), 0)
         for rs in (exact, momentum):
             rs.update(x)
             rs.update(x + 1)

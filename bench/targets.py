@@ -6,9 +6,9 @@
 Each target names the cases it is judged on and a same-run ratio: a peer's median over
 simdnorm's (the dispatched ISA) at 1 thread, or simdnorm's 1-thread median over its 2-thread one
 (timed in the same loop by the 2-thread run; older results: the two runs' medians). A target
-whose cases or peers are not in the run is listed as "not in this run", never as met. Targets
-measured elsewhere (module calls, streaming statistics: bench_capi.py, bench_streaming.py) are
-not repeated here.
+whose cases or peers are not in the run is listed as "not in this run", never as met. Two kinds
+are bounds rather than ratios: a module call's median in µs (at most 0.5) and the accuracy
+section's worst float32 error (at most 4e-6).
 """
 
 import json
@@ -32,10 +32,28 @@ SCALED = "simdnorm[threads]"
 ONE_THREAD = "simdnorm[1 thread]"
 BEST_PEER = ("best", None)  # the fastest of the peers measured on that case
 SCALING = ("scaling", None)  # simdnorm at 1 thread over 2 threads
+MEDIAN_US = ("median_us", None)  # simdnorm's own median, µs per call: an upper bound
+WORST_ERROR = ("worst_error", None)  # the run's accuracy section: max abs error over ISAs and cases
+ACCURACY_CASE = "LayerNorm / BatchNorm, every ISA, c in {0, 1e3, 1e6}"
+STREAMING_FEATURES = (16, 64, 256, 768)
 
 
 TARGETS = [
     _target("single row LayerNorm >= 3x PyTorch", 3.0, [f"layer_norm {s}" for s in SINGLE_ROWS], peer("torch")),
+    _target("module LayerNorm / RMSNorm 1x768 <= 0.5 µs", 0.5, ["module layer_norm 1x768", "module rms_norm 1x768"],
+            MEDIAN_US),
+    _target(
+        "BatchNorm eval 1x768 faster than NumPy on pre-folded scale / shift",
+        1.0,
+        ["module batch_norm_eval 1x768 NF", "batch_norm_eval 1x768 NF fold+scale_shift"],
+        peer("numpy"),
+    ),
+    _target(
+        "streaming update_normalize >= 10x a NumPy Welford update",
+        10.0,
+        [f"streaming update_normalize F={f}" for f in STREAMING_FEATURES],
+        peer("numpy"),
+    ),
     _target("single row RMSNorm >= 3x PyTorch", 3.0, [f"rms_norm {s}" for s in SINGLE_ROWS], peer("torch")),
     _target("small batches LayerNorm >= 2x PyTorch", 2.0, [f"layer_norm {s}" for s in SMALL_BATCHES], peer("torch")),
     _target("small batches RMSNorm >= 2x PyTorch", 2.0, [f"rms_norm {s}" for s in SMALL_BATCHES], peer("torch")),
@@ -99,7 +117,9 @@ TARGETS = [
         ],
         SCALING,
     ),
+    _target("accuracy: float32 max abs error <= 4e-6 at offsets up to 1e6", 4e-6, [ACCURACY_CASE], WORST_ERROR),
 ]
+UPPER_BOUNDS = ("median_us", "worst_error")  # met when the value is at most the threshold
 
 
 def _rows_by_threads(results):
@@ -108,6 +128,8 @@ def _rows_by_threads(results):
     for result in results:
         rows = {r["case"]: r for r in result["rows"] if r.get("dtype", "float32") == "float32"}
         table[result["info"]["threads"]] = rows
+        if result["info"]["threads"] == 1 and result.get("accuracy"):
+            table["accuracy"] = result["accuracy"]
     return table
 
 
@@ -130,10 +152,18 @@ def _ratio(target, case, rows_by_threads, sn_key):
     rows = rows_by_threads.get(1)
     if rows is None:
         return None, "needs a 1-thread run"
+    if kind == "worst_error":
+        accuracy = rows_by_threads.get("accuracy")
+        if not accuracy:
+            return None, "no accuracy section in this run"
+        worst = max(max(by_case.values()) for by_case in accuracy.values())
+        return worst, f"worst of {len(accuracy)} ISAs"
     row = rows.get(case)
     if not row or sn_key not in row["us"]:
         return None, "case not in this run"
     sn = row["us"][sn_key]
+    if kind == "median_us":
+        return sn, "simdnorm µs per call"
     if kind == "peer":
         if arg not in row["us"]:
             return None, f"{arg} not measured"
@@ -160,7 +190,10 @@ def check(results):
     for target in TARGETS:
         for case in target["cases"]:
             ratio, note = _ratio(target, case, rows_by_threads, sn_key)
-            met = ratio is not None and ratio >= target["threshold"]
+            if target["measure"][0] in UPPER_BOUNDS:
+                met = ratio is not None and ratio <= target["threshold"]
+            else:
+                met = ratio is not None and ratio >= target["threshold"]
             out.append((target["name"], case, ratio, target["threshold"], note, met))
     return out
 
@@ -177,9 +210,10 @@ def render(results):
         + (f"; {missing} not in this run (`--full --threads 1,2` measures them all)." if missing else "."),
     ]
     if measured:
-        lines += ["", "| target | case | ratio | needed | met | ratio of |", "|---|---|---:|---:|---|---|"]
+        lines += ["", "| target | case | value | needed | met | value is |", "|---|---|---:|---:|---|---|"]
         for name, case, ratio, threshold, note, met in measured:
-            lines.append(f"| {name} | {case} | {ratio:.2f} | {threshold:g} | {'yes' if met else '**no**'} | {note} |")
+            value = f"{ratio:.1e}" if ratio < 0.01 else f"{ratio:.2f}"
+            lines.append(f"| {name} | {case} | {value} | {threshold:g} | {'yes' if met else '**no**'} | {note} |")
     return "\n".join(lines)
 
 

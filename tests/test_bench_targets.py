@@ -68,3 +68,20 @@ def test_missing_cases_and_peers_are_never_met():
     assert ratio is None and not met and note == "needs a 2-thread run"
     text = targets.render([_result(1, [_row("layer_norm 1x64", sn_avx512=0.5)])])
     assert "0 of 0 measured" in text and "not in this run" in text and "| target |" not in text
+
+
+def test_upper_bounds_module_time_and_accuracy():
+    rows = [_row("module layer_norm 1x768", sn_avx512=0.45), _row("module rms_norm 1x768", sn_avx512=0.6)]
+    result = _result(1, rows)
+    result["accuracy"] = {"avx512": {"LayerNorm 64x768 c=1e+06": 3e-7}, "scalar": {"LayerNorm 64x768 c=1e+06": 5e-6}}
+    checked = targets.check([result])
+    _, _, value, threshold, note, met = _find(checked, "module", "module layer_norm 1x768")
+    assert value == 0.45 and threshold == 0.5 and met and note == "simdnorm µs per call"
+    assert not _find(checked, "module", "module rms_norm 1x768")[5]  # 0.6 µs > 0.5
+    _, _, value, _, note, met = _find(checked, "accuracy", targets.ACCURACY_CASE)
+    assert value == 5e-6 and not met and note == "worst of 2 ISAs"  # the worst ISA decides
+    result["accuracy"]["scalar"]["LayerNorm 64x768 c=1e+06"] = 1e-6
+    assert _find(targets.check([result]), "accuracy", targets.ACCURACY_CASE)[5]
+    del result["accuracy"]
+    _, _, value, _, note, met = _find(targets.check([result]), "accuracy", targets.ACCURACY_CASE)
+    assert value is None and not met and note == "no accuracy section in this run"
