@@ -42,7 +42,7 @@ from _accuracy import offset_errors
 from _machine import busy_cpu_seconds, cache_sizes, cpu_model, own_cpu_seconds
 from _peers import THREAD_ENV_VARS, OrtFactory, load_ort, load_torch, pin_threads
 from _report import compare, plot, render
-from _timing import copy_ceilings, measure, measure_interleaved, one_thread
+from _timing import copy_ceilings, measure, measure_interleaved, one_thread, placed_empty
 
 # Nothing here may import numpy / torch at module level: thread counts are pinned first (main()).
 
@@ -271,10 +271,11 @@ def run_suite(args, threads):
                     continue
                 entries.append((label, fn, ctx))
             # The data-movement floor of this very case, timed alongside: one read of x and one write
-            # of a same-size array (into a preallocated one for out= rows, a fresh one otherwise).
+            # of a same-size array (into a preallocated one for out= rows, placed away from the
+            # source's page offset as the ceilings are; a fresh one otherwise).
             x_in = data["x"]
             if c["out"]:
-                copy_buf = np.empty_like(x_in)
+                copy_buf = placed_empty(np, x_in)
                 entries.append(("copy", lambda: np.copyto(copy_buf, x_in), None))
             else:
                 entries.append(("copy", x_in.copy, None))

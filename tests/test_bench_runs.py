@@ -30,3 +30,17 @@ def test_bench_small_grid_every_case_kind(tmp_path):
     assert sorted(result["accuracy"]) == sorted(isas)
     assert max(max(e.values()) for e in result["accuracy"].values()) < 4e-6
     assert "### Accuracy" in proc.stdout and "streaming update_normalize >= 10x" in proc.stdout
+
+
+def test_copy_destinations_sit_where_asked():
+    sys.path.insert(0, str(BENCH.parent))
+    import numpy as np
+    from _timing import placed_empty
+
+    for like in (np.ones(1, np.float32), np.ones(768, np.float32), np.ones((3, 5000), np.float64)):
+        for offset in (0, 64, 2048):
+            dst = placed_empty(np, like, offset)
+            assert dst.shape == like.shape and dst.dtype == like.dtype and dst.flags.c_contiguous
+            assert (dst.ctypes.data - like.ctypes.data) % 4096 == offset
+            np.copyto(dst, like)
+            assert (dst == like).all()
