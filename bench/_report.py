@@ -197,6 +197,9 @@ def compare(old_path, new_path, threshold, fail):
 
 
 def plot(results, path):
+    """Horizontal bars per case: each peer's time over simdnorm's (default ISA), log scale, one panel
+    per thread count; 1 = as fast, right of it simdnorm is faster. The copy floor is drawn the same
+    way (copy time / simdnorm time: 1 = simdnorm moves its data as fast as np.copyto)."""
     try:
         import matplotlib
 
@@ -205,29 +208,31 @@ def plot(results, path):
     except Exception as e:  # noqa: BLE001
         print(f"--plot: skipped, matplotlib is not importable ({type(e).__name__}: {e})", file=sys.stderr)
         return
+    others = [p for p in PEERS if any(p in row["us"] for r in results for row in r["rows"])] + ["copy"]
     n = len(results)
-    height = max(4.0, 0.32 * max(len(r["rows"]) for r in results) + 1.5)
-    fig, axes = plt.subplots(1, n, figsize=(9 * n, height), squeeze=False)
+    height = max(4.0, 0.065 * len(others) * max(len(r["rows"]) for r in results) + 1.5)
+    fig, axes = plt.subplots(1, n, figsize=(8 * n, height), squeeze=False)
     for ax, result in zip(axes[0], results):
-        rows = result["rows"]
-        impls = []
-        for row in rows:
-            for k in row["us"]:
-                if k not in impls:
-                    impls.append(k)
-        width = 0.8 / max(1, len(impls))
-        for j, impl in enumerate(impls):
+        base = f"simdnorm[{result['info']['isa_ratio_base']}]"
+        rows = [row for row in result["rows"] if base in row["us"]]
+        width = 0.8 / len(others)
+        for j, impl in enumerate(others):
             ys = [i + j * width for i in range(len(rows))]
-            vals = [row["us"].get(impl, 0) or 0 for row in rows]
-            ax.barh(ys, vals, height=width, label=impl)
+            vals = [row["us"][impl] / row["us"][base] if impl in row["us"] else 0 for row in rows]
+            ax.barh(ys, vals, height=width, label=f"{impl} / simdnorm")
         ax.set_yticks([i + 0.4 - width / 2 for i in range(len(rows))])
-        ax.set_yticklabels([row["case"] for row in rows], fontsize=7)
+        ax.set_yticklabels([row["case"] for row in rows], fontsize=6)
         ax.invert_yaxis()
         ax.set_xscale("log")
-        ax.set_xlabel("µs per call (median, log scale; shorter is faster)")
-        ax.set_title(f"threads = {result['info']['threads']}  ({result['info']['cpu']})", fontsize=9)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_xlabel("peer time / simdnorm time (median, log scale; > 1: simdnorm faster)")
+        ax.set_title(
+            f"threads = {result['info']['threads']}, simdnorm {result['info']['isa_ratio_base']} "
+            f"({result['info']['cpu']})",
+            fontsize=9,
+        )
         ax.grid(axis="x", which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"plot written to {path}", file=sys.stderr)
