@@ -6,6 +6,8 @@ Nothing here imports numpy / torch / onnxruntime at module level (bench_norms.py
 first): functions take the numpy module as an argument, and onnx is imported where it is used.
 """
 
+from _cases_stateful import build_module_case, build_streaming_case
+
 # "modules": simdnorm.LayerNorm / RMSNorm / frozen BatchNorm objects on single rows; "streaming":
 # RunningStats.update / update_normalize, one sample per call (_cases_stateful.py).
 OPS = ("layer_norm", "rms_norm", "batch_norm_eval", "batch_norm_train", "modules", "streaming")
@@ -19,8 +21,6 @@ EPS_RMS = 1e-6
 EPS_BN = 1e-5
 MOMENTUM = 0.1
 PEERS = ("numpy", "torch", "ort")
-
-from _cases_stateful import build_module_case, build_streaming_case  # noqa: E402  (no numpy import)
 
 # --------------------------------------------------------------------------------------------------
 # Grids. A case is a dict: op, shape (logical: rows x cols, or N x C x spatial... for BatchNorm),
@@ -149,13 +149,14 @@ def make_input(np, c, dtype):
 
 
 def build_case(np, c, dtype, sn, torch, ort_factory):
-    """Returns dict with x, bytes, ref (float64), runners {impl: (callable, to_numpy, checker)}, skips."""
+    """Returns dict with x, bytes, ref (float64), runners {impl: callable}, skips, params (weight, bias,
+    running stats as NumPy arrays) and eps."""
     op = c["op"]
     if op.startswith("streaming "):
         return build_streaming_case(np, c, dtype, sn)
-    x = make_input(np, c, dtype)
     if op.startswith("module "):
-        return build_module_case(np, c, x, sn, torch, ort_factory)
+        return build_module_case(np, c, dtype, sn, torch, ort_factory, build_case)
+    x = make_input(np, c, dtype)
     x64 = x.astype(np.float64)
     runners, skips = {}, {}
     if op in ("layer_norm", "rms_norm"):
@@ -226,7 +227,10 @@ def build_case(np, c, dtype, sn, torch, ort_factory):
                     runners["ort"] = lambda: sess.run(None, feed)
                 except Exception as e:  # noqa: BLE001
                     skips["ort"] = str(e)[:200]
-        return {"x": x, "bytes": nbytes, "ref": ref, "ref_extra": ref_extra, "runners": runners, "skips": skips}
+        params = {"weight": w, "bias": b} if op == "layer_norm" else {"weight": w}
+        eps = EPS_LN if op == "layer_norm" else EPS_RMS
+        return {"x": x, "bytes": nbytes, "ref": ref, "ref_extra": ref_extra, "runners": runners, "skips": skips,
+                "params": params, "eps": eps}
 
     # ---- BatchNorm ----
     axis = channel_axis(c["layout"], x.ndim)
@@ -369,6 +373,8 @@ def build_case(np, c, dtype, sn, torch, ort_factory):
         "stats": stats,
         "reset_stats": lambda: [(s[0].__setitem__(..., rm0), s[1].__setitem__(..., rv0)) for s in stats.values()],
         "layout": c["layout"],
+        "params": {"weight": w, "bias": b, "running_mean": rm0, "running_var": rv0},
+        "eps": EPS_BN,
     }
 
 

@@ -7,20 +7,12 @@ sample at a time through RunningStats against the same Welford update written in
 Like _cases.py, nothing here imports numpy / torch at module level: functions take the modules.
 """
 
-EPS_LN = 1e-5
-EPS_RMS = 1e-6
-EPS_BN = 1e-5
 EPS_STREAM = 1e-5
 HISTORY = 64  # samples a streaming state has seen before the case starts
 
 
-def _parameters(np, cols, dtype):
-    # The same weight / bias as the functional cases of _cases.py.
-    return np.linspace(0.5, 2.0, cols, dtype=dtype), np.linspace(-1.0, 1.0, cols, dtype=dtype)
-
-
 def _torch_module(torch, module, params):
-    """An inference nn.Module: parameters copied in, no autograd bookkeeping per call."""
+    """An inference nn.Module: parameters (and buffers) copied in, no autograd bookkeeping per call."""
     with torch.no_grad():
         for name, value in params.items():
             getattr(module, name).copy_(torch.from_numpy(value))
@@ -29,107 +21,58 @@ def _torch_module(torch, module, params):
     return module.eval()
 
 
-def build_module_case(np, c, x, sn, torch, ort_factory):
-    """simdnorm.LayerNorm / RMSNorm / BatchNorm (frozen) called on x, next to the same work by peers.
+def build_module_case(np, c, dtype, sn, torch, ort_factory, build_case):
+    """simdnorm.LayerNorm / RMSNorm / frozen BatchNorm called on x, next to the same work by peers.
 
-    Peers: NumPy (BatchNorm: on pre-folded scale / shift, the cheapest NumPy can do), the matching
-    torch.nn module on a tensor view of x, ONNX Runtime's one-node session (it has no module notion;
-    the session holds the parameters as initializers).
+    The functional case of the same op and shape (build_case) gives x, the float64 reference, the
+    parameters, NumPy and ONNX Runtime (a session holds its parameters as initializers); simdnorm
+    and PyTorch are swapped for their module objects. BatchNorm's NumPy peer is the fold row's:
+    x * scale + shift on pre-folded arrays, the cheapest NumPy can do. out= rows time simdnorm alone.
     """
     kind = c["op"].removeprefix("module ")
-    dtype = x.dtype
+    functional = dict(c, op=kind, out=False)
+    data = build_case(np, functional, dtype, sn, torch, ort_factory)
+    x, params, eps = data["x"], data["params"], data["eps"]
     cols = x.shape[-1]
-    x64 = x.astype(np.float64)
-    w, b = _parameters(np, cols, dtype)
-    out = np.empty_like(x) if c["out"] else None
-    runners, skips = {}, {}
     if kind == "layer_norm":
-        module = sn.LayerNorm(cols, eps=EPS_LN, dtype=dtype)
-        module.load_state_dict({"weight": w, "bias": b})
-        d = x64 - x64.mean(-1, keepdims=True)
-        ref = d / np.sqrt((d * d).mean(-1, keepdims=True) + EPS_LN) * w + b
-        nbytes = 2 * x.nbytes + 2 * w.nbytes
-
-        def np_impl():
-            xc = x - x.mean(axis=-1, keepdims=True)
-            xc *= 1.0 / np.sqrt(np.mean(np.square(xc), axis=-1, keepdims=True) + dtype.type(EPS_LN))
-            xc *= w
-            xc += b
-            return xc
+        module = sn.LayerNorm(cols, eps=eps, dtype=dtype)
+        module.load_state_dict(params)
     elif kind == "rms_norm":
-        module = sn.RMSNorm(cols, eps=EPS_RMS, dtype=dtype)
-        module.load_state_dict({"weight": w})
-        ref = x64 / np.sqrt((x64 * x64).mean(-1, keepdims=True) + EPS_RMS) * w
-        nbytes = 2 * x.nbytes + w.nbytes
-
-        def np_impl():
-            y = x * (1.0 / np.sqrt(np.mean(np.square(x), axis=-1, keepdims=True) + dtype.type(EPS_RMS)))
-            y *= w
-            return y
+        module = sn.RMSNorm(cols, eps=eps, dtype=dtype)
+        module.load_state_dict(params)
     elif kind == "batch_norm_eval":
-        rng = np.random.default_rng(7)
-        rm = (rng.standard_normal(cols) * 0.1).astype(dtype)
-        rv = (rng.random(cols) + 0.5).astype(dtype)
-        bn = sn.BatchNorm(cols, eps=EPS_BN, axis=-1, dtype=dtype)
-        bn.load_state_dict({"weight": w, "bias": b, "running_mean": rm, "running_var": rv,
-                            "num_batches_tracked": np.array(1, np.int64)})
+        bn = sn.BatchNorm(cols, eps=eps, axis=-1, dtype=dtype)
+        bn.load_state_dict(dict(params, num_batches_tracked=np.array(1, np.int64)))
         module = bn.eval().as_frozen()
-        scale64 = w / np.sqrt(rv.astype(np.float64) + EPS_BN)
-        ref = (x64 - rm) * scale64 + b
-        nbytes = 2 * x.nbytes + 2 * w.nbytes
-        # Folded once, outside the loop, and given x's number of dimensions: NumPy broadcasts a
-        # (768,) vector against (1, 768) rows at half the speed of a (1, 768) one (2.4 vs 1.2 us).
-        scale = (w / np.sqrt(rv + dtype.type(EPS_BN))).astype(dtype)
-        shift = (b - rm * scale).astype(dtype).reshape((1,) * (x.ndim - 1) + (cols,))
-        scale = scale.reshape(shift.shape)
-
-        def np_impl():
-            y = x * scale
-            y += shift
-            return y
+        folded = build_case(np, dict(functional, fold=True), dtype, None, None, None)
+        data["runners"]["numpy"] = folded["runners"]["numpy"]
     else:
         raise ValueError(c["op"])
 
-    runners["simdnorm"] = (lambda: module(x)) if out is None else (lambda: module(x, out=out))
-    if out is None:
-        runners["numpy"] = np_impl
-        if torch is not None:
+    runners = data["runners"]
+    if c["out"]:
+        out = np.empty_like(x)
+        runners.clear()
+        runners["simdnorm"] = lambda: module(x, out=out)
+        data["skips"] = {}
+        return data
+    runners["simdnorm"] = lambda: module(x)
+    runners.pop("torch", None)  # the functional call; the module replaces it
+    if torch is not None:
+        nn, torch_dtype = torch.nn, getattr(torch, dtype.name)
+        if kind == "layer_norm":
+            tm = _torch_module(torch, nn.LayerNorm(cols, eps=eps, dtype=torch_dtype), params)
+        elif kind == "rms_norm" and hasattr(nn, "RMSNorm"):
+            tm = _torch_module(torch, nn.RMSNorm(cols, eps=eps, dtype=torch_dtype), params)
+        elif kind == "batch_norm_eval":
+            tm = _torch_module(torch, nn.BatchNorm1d(cols, eps=eps, dtype=torch_dtype), params)
+        else:
+            tm = None
+            data["skips"]["torch"] = "torch.nn.RMSNorm missing (torch < 2.4)"
+        if tm is not None:
             xt = torch.from_numpy(x)
-            nn = torch.nn
-            torch_dtype = getattr(torch, dtype.name)
-            if kind == "layer_norm":
-                tm = _torch_module(torch, nn.LayerNorm(cols, eps=EPS_LN, dtype=torch_dtype), {"weight": w, "bias": b})
-            elif kind == "rms_norm" and hasattr(nn, "RMSNorm"):
-                tm = _torch_module(torch, nn.RMSNorm(cols, eps=EPS_RMS, dtype=torch_dtype), {"weight": w})
-            elif kind == "batch_norm_eval":
-                tm = _torch_module(torch, nn.BatchNorm1d(cols, eps=EPS_BN, dtype=torch_dtype), {"weight": w, "bias": b})
-                tm.running_mean.copy_(torch.from_numpy(rm))
-                tm.running_var.copy_(torch.from_numpy(rv))
-            else:
-                tm = None
-                skips["torch"] = "torch.nn.RMSNorm missing (torch < 2.4)"
-            if tm is not None:
-                runners["torch"] = lambda: tm(xt)
-        if ort_factory is not None:
-            try:
-                if kind == "layer_norm":
-                    sess = ort_factory.session("LayerNormalization", 17, [("X", x)], [("W", w), ("B", b)],
-                                               axis=-1, epsilon=EPS_LN)
-                elif kind == "rms_norm":
-                    from onnx import defs
-
-                    if not defs.has("RMSNormalization"):
-                        raise RuntimeError("this onnx has no RMSNormalization (opset 23)")
-                    sess = ort_factory.session("RMSNormalization", 23, [("X", x)], [("W", w)], axis=-1,
-                                               epsilon=EPS_RMS)
-                else:
-                    sess = ort_factory.session("BatchNormalization", 15, [("X", x)],
-                                               [("W", w), ("B", b), ("RM", rm), ("RV", rv)], epsilon=EPS_BN)
-                feed = {"X": x}
-                runners["ort"] = lambda: sess.run(None, feed)
-            except Exception as e:  # noqa: BLE001
-                skips["ort"] = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-    return {"x": x, "bytes": nbytes, "ref": ref, "ref_extra": None, "runners": runners, "skips": skips}
+            runners["torch"] = lambda: tm(xt)
+    return data
 
 
 class NumpyWelford:

@@ -26,6 +26,7 @@ import tempfile
 import time
 
 import targets  # bench/ is sys.path[0] when run as a script; none of these imports numpy
+from _accuracy import offset_errors
 from _cases import (
     ONE_THREAD,
     OPS,
@@ -38,7 +39,6 @@ from _cases import (
     quick_grid,
     shapes_grid,
 )
-from _accuracy import offset_errors
 from _machine import busy_cpu_seconds, cache_sizes, cpu_model, own_cpu_seconds
 from _peers import THREAD_ENV_VARS, OrtFactory, load_ort, load_torch, pin_threads
 from _report import compare, plot, render
