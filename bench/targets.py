@@ -9,10 +9,17 @@ simdnorm's (the dispatched ISA) at 1 thread, or simdnorm's 1-thread median over 
 whose cases or peers are not in the run is listed as "not in this run", never as met. Two kinds
 are bounds rather than ratios: a module call's median in µs (at most 0.5) and the accuracy
 section's worst float32 error (at most 4e-6).
+
+A ratio against a peer asks for a time (the peer's over the ratio). For each one missed, the
+table also gives the case's traffic floor: the time its compulsory memory traffic takes at the
+bandwidth of the same run's copy of x (traffic_floor_us). Where that floor is slower than the time
+asked for, no implementation reaches the target on this machine, and the table says so.
 """
 
 import json
 import sys
+
+from _report import ceiling_for
 
 SINGLE_ROWS = [f"1x{n}" for n in (64, 128, 256, 512, 768, 1024, 2048, 4096)]
 SMALL_BATCHES = ["8x768", "16x768", "32x768", "8x4096", "32x4096"]
@@ -182,6 +189,78 @@ def _ratio(target, case, rows_by_threads, sn_key):
     raise ValueError(kind)
 
 
+ITEMSIZE = {"float32": 4, "float64": 8}
+CACHE_LINE = 64
+
+
+def _statistics_unit_bytes(row):
+    """Bytes a two-pass case must hold in cache between its statistics and its normalization to
+    read x from memory once (None: a single pass). Rows: one row. Channels-first BatchNorm
+    training: one channel. Channels-last: a cache line of channels over every row (a strip of
+    columns can be taken whole, however many channels there are)."""
+    op, shape, size = row["op"], row["shape"], ITEMSIZE[row.get("dtype", "float32")]
+    if op in ("layer_norm", "rms_norm"):
+        return shape[-1] * size
+    if op != "batch_norm_train":
+        return None
+    positions = 1
+    for n in shape:
+        positions *= n
+    positions //= shape[1]  # N * H * W: the elements of one channel
+    return positions * size if row.get("layout") == "NCHW" else positions * CACHE_LINE
+
+
+def traffic_floor_us(row, result):
+    """µs the case's compulsory traffic takes at the fastest copy bandwidth of the same run, or None.
+
+    Traffic: row["bytes"] (x read, y written, the parameters), plus x once more when the case's
+    statistics unit does not fit the L2 (the normalization then rereads x from L3 or DRAM).
+    Bandwidth (bytes read + written per second): the faster of the case's own copy of x (timed in
+    its loop) and the run's copy ceiling for its working set (_report.ceiling_for). A lower bound
+    for any implementation on this machine, up to the copies' own noise.
+    """
+    info = result["info"]
+    if "bytes" not in row or "shape" not in row or "L2_bytes" not in info:
+        return None
+    x_bytes = ITEMSIZE[row.get("dtype", "float32")]
+    for n in row["shape"]:
+        x_bytes *= n
+    rates = []  # bytes per µs
+    if "copy" in row.get("us", {}):
+        rates.append(2 * x_bytes / row["us"]["copy"])
+    if result.get("ceilings") and "working_set" in row:
+        rates.append(ceiling_for(row, result)[1] * 1e3)
+    if not rates:
+        return None
+    unit = _statistics_unit_bytes(row)
+    traffic = row["bytes"] + (x_bytes if unit is not None and unit > info["L2_bytes"] else 0)
+    return traffic / max(rates)
+
+
+def _needed_and_floor(target, case, rows_by_threads, result):
+    """(µs the target asks of simdnorm, the case's traffic floor) for a 1-thread ratio against a
+    peer (not the copy itself), else None."""
+    kind, arg = target["measure"]
+    rows = rows_by_threads.get(1, {})
+    row = rows.get(case)
+    if kind == "median_us":  # a bound call's own cost: the run's no-op call with x
+        noop_ns = next((ns for name, ns in result.get("floors_ns", {}).items() if "_noop" in name), None)
+        return (target["threshold"], noop_ns / 1e3) if noop_ns is not None else None
+    if row is None or kind not in ("peer", "best", "peer_of_out") or arg == "copy":
+        return None
+    if kind == "best":
+        peers = [row["us"][p] for p in ("numpy", "torch", "ort") if p in row["us"]]
+        peer_us = min(peers) if peers else None
+    elif kind == "peer_of_out":
+        peer_us = rows.get(case.replace(" out=", ""), {}).get("us", {}).get(arg)
+    else:
+        peer_us = row["us"].get(arg)
+    floor = traffic_floor_us(row, result)
+    if peer_us is None or floor is None:
+        return None
+    return peer_us / target["threshold"], floor
+
+
 def check(results):
     """[(target name, case, ratio or None, threshold, note, met)] for a list of bench results."""
     rows_by_threads = _rows_by_threads(results)
@@ -198,22 +277,61 @@ def check(results):
     return out
 
 
+def reach(results):
+    """{(target name, case): (needed µs, floor µs)} for the missed targets that have a floor: ratios
+    against a peer (the traffic floor) and the module call bound (the no-op bound call)."""
+    rows_by_threads = _rows_by_threads(results)
+    one_thread = next((r for r in results if r["info"]["threads"] == 1), None)
+    by_name = {t["name"]: t for t in TARGETS}
+    out = {}
+    for name, case, ratio, _, _, met in check(results):
+        if ratio is None or met:
+            continue
+        found = one_thread and _needed_and_floor(by_name[name], case, rows_by_threads, one_thread)
+        if found:
+            out[(name, case)] = found
+    return out
+
+
+def _reach_text(found, kind):
+    if not found:
+        return ""
+    needed, floor = found
+    if kind == "median_us":
+        return f"a no-op bound call with x takes {floor:.2f} µs of the {needed:g} µs here"
+    verdict = "out of reach here" if floor > needed else "within the floor"
+    return f"needs {needed:,.1f} µs; traffic floor {floor:,.1f} µs: {verdict}"
+
+
 def render(results):
     """A markdown section: one line per measured (target, case); the unmeasured ones counted."""
     checked = check(results)
     measured = [c for c in checked if c[2] is not None]
     missing = len(checked) - len(measured)
+    floors = reach(results)
+    kinds = {t["name"]: t["measure"][0] for t in TARGETS}
+    ratio_floors = [found for (name, _), found in floors.items() if kinds[name] != "median_us"]
+    beyond = sum(floor > needed for needed, floor in ratio_floors)
     lines = [
         "### Issue 4 targets (same-run ratios, float32; 1 thread unless the target says otherwise)",
         "",
         f"{sum(c[5] for c in measured)} of {len(measured)} measured (target, case) pairs met"
         + (f"; {missing} not in this run (`--full --threads 1,2` measures them all)." if missing else "."),
     ]
+    if ratio_floors:
+        lines.append(
+            f"Of the missed ratios against a peer, {beyond} of {len(ratio_floors)} ask for less time than the case's "
+            "traffic floor (its compulsory bytes at the same run's copy bandwidth): out of reach "
+            "on this machine for any implementation."
+        )
     if measured:
-        lines += ["", "| target | case | value | needed | met | value is |", "|---|---|---:|---:|---|---|"]
+        lines += ["", "| target | case | value | needed | met | value is | reach |", "|---|---|---:|---:|---|---|---|"]
         for name, case, ratio, threshold, note, met in measured:
             value = f"{ratio:.1e}" if ratio < 0.01 else f"{ratio:.2f}"
-            lines.append(f"| {name} | {case} | {value} | {threshold:g} | {'yes' if met else '**no**'} | {note} |")
+            reach_note = _reach_text(floors.get((name, case)), kinds[name])
+            lines.append(
+                f"| {name} | {case} | {value} | {threshold:g} | {'yes' if met else '**no**'} | {note} | {reach_note} |"
+            )
     return "\n".join(lines)
 
 

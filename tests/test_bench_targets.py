@@ -85,3 +85,65 @@ def test_upper_bounds_module_time_and_accuracy():
     del result["accuracy"]
     _, _, value, _, note, met = _find(targets.check([result]), "accuracy", targets.ACCURACY_CASE)
     assert value is None and not met and note == "no accuracy section in this run"
+
+
+def _memory_result(rows):
+    """A 1-thread result with the machine fields traffic_floor_us reads (1 MiB L2, 32 MiB L3)."""
+    result = _result(1, rows)
+    result["info"].update({"L2_bytes": 1 << 20, "L3_bytes": 32 << 20})
+    result["ceilings"] = {"L2": {"GBps": 100.0}, "L3": {"GBps": 50.0}, "DRAM": {"GBps": 20.0}}
+    return result
+
+
+def _case_row(case, op, shape, layout, bytes_, **us):
+    row = _row(case, **us)
+    x_bytes = 4
+    for n in shape:
+        x_bytes *= n
+    row.update({"op": op, "shape": shape, "layout": layout, "bytes": bytes_, "working_set": 2 * x_bytes})
+    return row
+
+
+def test_traffic_floor_counts_a_reread_only_when_the_statistics_unit_leaves_l2():
+    mib = 1 << 20
+    long_row = _case_row("layer_norm 1x1048576", "layer_norm", [1, mib], "rows", 16 * mib, copy=200.0)
+    short_rows = _case_row("layer_norm 512x768", "layer_norm", [512, 768], "rows", 2 * 512 * 768 * 4, copy=100.0)
+    result = _memory_result([long_row, short_rows])
+    # 4 MiB rows do not fit the 1 MiB L2: 16 MiB + x again, at the faster of the row's copy
+    # (8 MiB in 200 us) and the L3 ceiling (50 GB/s = 50,000 bytes per us).
+    assert targets.traffic_floor_us(long_row, result) == (20 * mib) / max(8 * mib / 200.0, 50e3)
+    # 3 KiB rows: no reread; the L3 ceiling is faster than the row's copy here.
+    assert targets.traffic_floor_us(short_rows, result) == short_rows["bytes"] / 50e3
+    nchw = _case_row("batch_norm_train 8x256x14x14 NCHW", "batch_norm_train", [8, 256, 14, 14], "NCHW", 1000, copy=1.0)
+    nhwc = dict(nchw, layout="NHWC")
+    big_channel = _case_row("batch_norm_train 4096x8x32x32 NCHW", "batch_norm_train", [4096, 8, 32, 32], "NCHW", 10, copy=1.0)
+    assert targets._statistics_unit_bytes(nchw) == 8 * 14 * 14 * 4  # one channel
+    assert targets._statistics_unit_bytes(nhwc) == 8 * 14 * 14 * 64  # a cache line of channels per row
+    assert targets._statistics_unit_bytes(big_channel) == 4096 * 32 * 32 * 4 > (1 << 20)
+
+
+def test_render_marks_missed_ratios_whose_floor_is_slower_than_the_time_asked():
+    mib = 1 << 20
+    rows = [
+        # LayerNorm 1x1M: torch 500 us asks for 250 us at 2x, the floor is 20 MiB / 50 GB/s = 419 us.
+        _case_row("layer_norm 1x1048576", "layer_norm", [1, mib], "rows", 16 * mib, sn_avx512=400.0, torch=500.0,
+                  copy=300.0),
+        # 512x768: asks for 73 us (2x torch), floor ~63 us: missed, but within reach.
+        _case_row("layer_norm 512x768", "layer_norm", [512, 768], "rows", 3 * mib, sn_avx512=84.0, torch=146.0,
+                  copy=70.0),
+        _case_row("module layer_norm 1x768", "module layer_norm", [1, 768], "rows", 6144, sn_avx512=0.55),
+    ]
+    result = _memory_result(rows)
+    result["floors_ns"] = {"simdnorm._core._noop(x) (no-op C call)": 160.0}
+    found = targets.reach([result])
+    needed, floor = found[("one long row LayerNorm >= 2x the best peer (1 thread)", "layer_norm 1x1048576")]
+    assert needed == 250.0 and floor == 20 * mib / 50e3
+    needed, floor = found[("in-cache LayerNorm >= 2x the best peer", "layer_norm 512x768")]
+    assert needed == 73.0 and floor < needed
+    assert found[("module LayerNorm / RMSNorm 1x768 <= 0.5 µs", "module layer_norm 1x768")] == (0.5, 0.16)
+    text = targets.render([result])
+    assert "1 of 2 ask for less time than the case's traffic floor" in text
+    long_line = next(line for line in text.splitlines() if "| layer_norm 1x1048576 |" in line)
+    assert "out of reach here" in long_line
+    assert "within the floor" in next(line for line in text.splitlines() if "| layer_norm 512x768 |" in line)
+    assert "no-op bound call with x takes 0.16 µs" in text
