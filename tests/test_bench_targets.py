@@ -109,9 +109,9 @@ def test_traffic_floor_counts_a_reread_only_when_the_statistics_unit_leaves_l2()
     long_row = _case_row("layer_norm 1x1048576", "layer_norm", [1, mib], "rows", 16 * mib, copy=200.0)
     short_rows = _case_row("layer_norm 512x768", "layer_norm", [512, 768], "rows", 2 * 512 * 768 * 4, copy=100.0)
     result = _memory_result([long_row, short_rows])
-    # 4 MiB rows do not fit the 1 MiB L2: 16 MiB + x again, at the faster of the row's copy
-    # (8 MiB in 200 us) and the L3 ceiling (50 GB/s = 50,000 bytes per us).
-    assert targets.traffic_floor_us(long_row, result) == (20 * mib) / max(8 * mib / 200.0, 50e3)
+    # 4 MiB rows do not fit the 1 MiB L2: 16 MiB at the faster of the row's copy (8 MiB in 200 us)
+    # and the L3 ceiling (50 GB/s = 50,000 bytes per us), then x again at the L3 ceiling.
+    assert targets.traffic_floor_us(long_row, result) == 16 * mib / max(8 * mib / 200.0, 50e3) + 4 * mib / 50e3
     # 3 KiB rows: no reread; the L3 ceiling is faster than the row's copy here.
     assert targets.traffic_floor_us(short_rows, result) == short_rows["bytes"] / 50e3
     nchw = _case_row("batch_norm_train 8x256x14x14 NCHW", "batch_norm_train", [8, 256, 14, 14], "NCHW", 1000, copy=1.0)
@@ -120,6 +120,12 @@ def test_traffic_floor_counts_a_reread_only_when_the_statistics_unit_leaves_l2()
     assert targets._statistics_unit_bytes(nchw) == 8 * 14 * 14 * 4  # one channel
     assert targets._statistics_unit_bytes(nhwc) == 8 * 14 * 14 * 64  # a cache line of channels per row
     assert targets._statistics_unit_bytes(big_channel) == 4096 * 32 * 32 * 4 > (1 << 20)
+    # No floor beyond 3/4 of the L3 (x or y may stay partly cached; allocating copies fault pages),
+    # nor for rows whose bytes are not x, y and parameters.
+    dram = _case_row("layer_norm 16384x1024", "layer_norm", [16384, 1024], "rows", 2 * 64 * mib, copy=9000.0)
+    assert targets.traffic_floor_us(dram, result) is None
+    streaming = _case_row("streaming update F=768", "streaming update", [1, 768], "rows", 6144, copy=0.3)
+    assert targets.traffic_floor_us(streaming, result) is None
 
 
 def test_render_marks_missed_ratios_whose_floor_is_slower_than_the_time_asked():
