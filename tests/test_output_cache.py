@@ -132,6 +132,40 @@ def test_small_outputs_stay_numpy_arrays(empty_cache, rng, name):
     assert simdnorm._core._output_cache_stats() == (0, 0)
 
 
+LINE_ALIGNED_MIN_BYTES = 128 << 10  # kLineAlignedOutputMinBytes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_medium_outputs_start_on_a_cache_line(empty_cache, rng, name, dtype):
+    """Between 128 KiB and the cache's 1 MiB, outputs are line-aligned views of a NumPy buffer."""
+    op = OPS[name]
+    x = rng.standard_normal((64, 768)).astype(dtype)  # 192 or 384 KiB
+    got = op(x)
+    assert LINE_ALIGNED_MIN_BYTES <= got.nbytes < MIN_BYTES
+    assert not is_cached(got) and simdnorm._core._output_cache_stats() == (0, 0)
+    assert got.ctypes.data % 64 == 0
+    assert got.flags.c_contiguous and got.flags.writeable and got.flags.aligned
+    assert got.dtype == x.dtype and got.shape == x.shape and got.strides == x.strides
+    assert isinstance(got.base, np.ndarray) and got.base.dtype == np.uint8 and got.base.base is None
+    np.testing.assert_array_equal(got, op(x, np.empty_like(x)), strict=True)
+    view = got[1:3]
+    del got
+    np.testing.assert_array_equal(view, op(x)[1:3])  # the view keeps the buffer alive
+    view[0, 0] = 7
+    assert view[0, 0] == 7
+    result = op(x)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(result)), result, strict=True)
+
+
+def test_line_aligned_threshold(empty_cache, rng):
+    just_below = rng.standard_normal(LINE_ALIGNED_MIN_BYTES // 4 - 1).astype(np.float32)
+    at = rng.standard_normal(LINE_ALIGNED_MIN_BYTES // 4).astype(np.float32)
+    assert simdnorm.layer_norm(just_below).flags.owndata
+    got = simdnorm.layer_norm(at)
+    assert not got.flags.owndata and got.ctypes.data % 64 == 0 and not is_cached(got)
+
+
 def test_threshold_is_one_mebibyte(empty_cache, rng):
     just_below = rng.standard_normal(MIN_BYTES // 4 - 1).astype(np.float32)
     at = rng.standard_normal(MIN_BYTES // 4).astype(np.float32)

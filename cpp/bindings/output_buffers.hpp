@@ -34,9 +34,16 @@ constexpr std::size_t kDefaultOutputCacheBytes = std::size_t(256) << 20;
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
                        const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes, const void* input = nullptr);
 
+// Outputs of at least this many bytes (and below kCachedOutputMinBytes) start on a 64-byte line:
+// NumPy's allocator aligns to 16 bytes, and rows stored off a vector boundary split stores across
+// lines. LayerNorm, 1 thread, allocating, old / new builds alternated 7 times: 128x1024 40.3 ->
+// 35.3 us, 32x4096 38.8 -> 35.9 (bench/README.md tuning log 26). Smaller outputs stay NumPy's: the
+// extra view costs ~0.1 µs (8x768 1.97 -> 2.06 us at a 16 KiB threshold).
+constexpr std::size_t kLineAlignedOutputMinBytes = std::size_t(128) << 10;
 // A new C-contiguous array of nbytes and shape[0..ndim). Small outputs come straight from NumPy's C
 // API with the caller's shape: py::array(dtype, shape) builds a shape and a strides vector, two heap
-// allocations on a ~0.4 µs call (bench/README.md tuning log 20).
+// allocations on a ~0.4 µs call (bench/README.md tuning log 20). From kLineAlignedOutputMinBytes on,
+// the array is a line-aligned view of a NumPy byte buffer (its base).
 py::array new_output(const py::dtype& dtype, int ndim, const py::ssize_t* shape, std::size_t nbytes,
                      const void* input = nullptr);
 
