@@ -31,9 +31,6 @@ constexpr std::size_t kStreamOutputBytes = std::size_t(16) << 20;
 constexpr std::size_t kSplitRowElements = std::size_t(1) << 17;
 constexpr std::size_t kStatsPiece = 4096;
 
-// Channels-last batch statistics split channels in tasks of this many: a multiple of every
-// variant's column tile (kernels: 4 vectors, at most 64 float32 lanes), so tiles never straddle tasks.
-constexpr std::size_t kChannelsLastTask = 64;
 // Training BatchNorm normalizes a channels-first channel right after its statistics when the
 // channel (all its runs) fits in a 1 MiB L2 alongside its output: x is then read from memory once.
 // Measured (1 thread, float32): 8x256x14x14 (6 KiB channels) 67 -> 44 us; 32x64x56x56 (392 KiB
@@ -241,10 +238,10 @@ void batch_stats(const BatchStatsArgs<T>& args) {
         return;
     }
     const auto kernel = active_table().get<T>().batch_stats;
-    if (args.inner == 1 && channels >= 2 * kChannelsLastTask) {
-        // Channels-last with enough channels: tasks of whole columns (every row of kChannelsLastTask
+    if (args.inner == 1 && channels >= 2 * kChannelsLastStrip) {
+        // Channels-last with enough channels: tasks of whole columns (every row of kChannelsLastStrip
         // channels), so no per-block merges; the split depends on the shape only.
-        run_chunked(channels, kChannelsLastTask, channels * args.outer, [&](std::size_t first, std::size_t count) {
+        run_chunked(channels, kChannelsLastStrip, channels * args.outer, [&](std::size_t first, std::size_t count) {
             BatchStatsArgs<T> part = args;
             part.x += first;
             part.mid = count;

@@ -12,6 +12,13 @@
 // (pivot, float partial sums of kFlushSteps rows, widened, accept_tile_lanes): the same bits.
 
 constexpr std::size_t kStripMinBytes = std::size_t(1) << 20;
+// Calls of fewer than 2 * kChannelsLastStrip channels are blocks of rows of a larger input
+// (operations.cpp splits few channels by rows, many by columns), so their size says nothing of
+// where x comes from: blocks of more than kNarrowStripMinBytes take strips too. Zen 3, AVX2,
+// BatchNorm training 32x56x56x64 (25.7 MB, blocks of 512 rows): statistics 1.75-1.88 -> 1.57-1.68
+// ms in a C++ loop, the whole call 4,355 -> 3,950 us through Python; in-L2 blocks level (1568x64
+// 10.3-12.3 vs 10.6-11.1 us, 3136x64 24-27 vs 24-30). Bench README, tuning log 26.
+constexpr std::size_t kNarrowStripMinBytes = std::size_t(64) << 10;
 
 // Widest strip, in vectors (2 KiB of float32 rows under AVX-512): its pivots, totals and results
 // take ~26 KiB of stack (threads of musl-based Pythons get 128 KiB). 64 measured the same.
@@ -132,7 +139,8 @@ void channels_last_batch_stats(const BatchStatsArgs<T>& a) {
         }
     };
     const std::size_t stride_bytes = static_cast<std::size_t>(std::abs(a.x_outer_stride)) * sizeof(T);
-    if (a.outer * stride_bytes > kStripMinBytes) {
+    const std::size_t x_bytes = a.outer * stride_bytes;
+    if (x_bytes > kStripMinBytes || (a.mid < 2 * kChannelsLastStrip && x_bytes > kNarrowStripMinBytes)) {
         for (std::size_t lane = 0; lane < a.mid; lane += W) {
             const std::size_t columns = min_size(W, a.mid - lane);
             strip_moments(a.x + lane, columns, a.outer, a.x_outer_stride, mean, m2);
