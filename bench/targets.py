@@ -12,8 +12,9 @@ section's worst float32 error (at most 4e-6).
 
 A ratio against a peer asks for a time (the peer's over the ratio). For each one missed, the
 table also gives the case's traffic floor: the time its compulsory memory traffic takes at the
-bandwidth of the same run's copy of x (traffic_floor_us). Where that floor is slower than the time
-asked for, no implementation reaches the target on this machine, and the table says so.
+same run's copy bandwidth (traffic_floor_us; none for DRAM-sized cases). Where that floor is
+slower than the time asked for, no implementation reaches the target on this machine, and the
+table says so; otherwise the miss is simdnorm's own (compute, latency), reachable in principle.
 """
 
 import json
@@ -308,7 +309,7 @@ def _reach_text(found, kind):
     needed, floor = found
     if kind == "median_us":
         return f"a no-op bound call with x takes {floor:.2f} µs of the {needed:g} µs here"
-    verdict = "out of reach here" if floor > needed else "within the floor"
+    verdict = "out of reach here" if floor > needed else "reachable in principle"
     return f"needs {needed:,.1f} µs; traffic floor {floor:,.1f} µs: {verdict}"
 
 
