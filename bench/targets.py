@@ -18,6 +18,7 @@ table says so; otherwise the miss is simdnorm's own (compute, latency), reachabl
 """
 
 import json
+import math
 import sys
 
 from _report import ceiling_for
@@ -172,21 +173,29 @@ def _ratio(target, case, rows_by_threads, sn_key):
     sn = row["us"][sn_key]
     if kind == "median_us":
         return sn, "simdnorm µs per call"
+    peer_us, note = _peer_us(kind, arg, case, rows)
+    return (peer_us / sn if peer_us is not None else None), note
+
+
+def _peer_us(kind, arg, case, rows):
+    """(the peer's µs a ratio target divides, "<peer> / simdnorm") or (None, why not), from the
+    1-thread rows."""
+    row = rows[case]
     if kind == "peer":
         if arg not in row["us"]:
             return None, f"{arg} not measured"
-        return row["us"][arg] / sn, f"{arg} / simdnorm"
+        return row["us"][arg], f"{arg} / simdnorm"
     if kind == "best":
         peers = {p: row["us"][p] for p in ("numpy", "torch", "ort") if p in row["us"]}
         if not peers:
             return None, "no peer measured"
         best = min(peers, key=peers.get)
-        return peers[best] / sn, f"{best} (fastest peer) / simdnorm"
+        return peers[best], f"{best} (fastest peer) / simdnorm"
     if kind == "peer_of_out":  # out= rows: the peer's allocating call on the same shape
         allocating = rows.get(case.replace(" out=", ""))
         if not allocating or arg not in allocating["us"]:
             return None, f"{arg} not measured"
-        return allocating["us"][arg] / sn, f"{arg} (allocating) / simdnorm out="
+        return allocating["us"][arg], f"{arg} (allocating) / simdnorm out="
     raise ValueError(kind)
 
 
@@ -205,10 +214,7 @@ def _statistics_unit_bytes(row):
         return shape[-1] * size
     if op != "batch_norm_train":
         return None
-    positions = 1
-    for n in shape:
-        positions *= n
-    positions //= shape[1]  # N * H * W: the elements of one channel
+    positions = math.prod(shape) // shape[1]  # N * H * W: the elements of one channel
     return positions * size if row.get("layout") == "NCHW" else positions * CACHE_LINE
 
 
@@ -229,9 +235,7 @@ def traffic_floor_us(row, result):
         return None
     if row.get("working_set", 0) > 0.75 * info.get("L3_bytes", 0):
         return None  # DRAM-sized: x and y may each stay partly in L3, and copies include page faults
-    x_bytes = ITEMSIZE[row.get("dtype", "float32")]
-    for n in row["shape"]:
-        x_bytes *= n
+    x_bytes = ITEMSIZE[row.get("dtype", "float32")] * math.prod(row["shape"])
     rates = []  # bytes per µs
     if "copy" in row.get("us", {}):
         rates.append(2 * x_bytes / row["us"]["copy"])
@@ -258,13 +262,7 @@ def _needed_and_floor(target, case, rows_by_threads, result):
         return (target["threshold"], noop_ns / 1e3) if noop_ns is not None else None
     if row is None or kind not in ("peer", "best", "peer_of_out") or arg == "copy":
         return None
-    if kind == "best":
-        peers = [row["us"][p] for p in ("numpy", "torch", "ort") if p in row["us"]]
-        peer_us = min(peers) if peers else None
-    elif kind == "peer_of_out":
-        peer_us = rows.get(case.replace(" out=", ""), {}).get("us", {}).get(arg)
-    else:
-        peer_us = row["us"].get(arg)
+    peer_us, _ = _peer_us(kind, arg, case, rows)
     floor = traffic_floor_us(row, result)
     if peer_us is None or floor is None:
         return None

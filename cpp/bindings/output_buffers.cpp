@@ -180,26 +180,27 @@ py::array new_output(const py::dtype& dtype, int ndim, const py::ssize_t* shape,
                      const void* input) {
     if (nbytes >= kCachedOutputMinBytes) return large_output(dtype, {shape, shape + ndim}, {}, nbytes, input);
     auto& api = py::detail::npy_api::get();
-    if (nbytes < kLineAlignedOutputMinBytes) {
-        PyObject* array = api.PyArray_NewFromDescr_(api.PyArray_Type_, dtype.inc_ref().ptr(), ndim, shape,
-                                                    /*strides=*/nullptr, /*data=*/nullptr, /*flags=*/0, nullptr);
-        if (!array) throw py::error_already_set();  // NewFromDescr stole the dtype reference either way
-        return py::reinterpret_steal<py::array>(array);
+    // From kLineAlignedOutputMinBytes on: over the first 64-byte boundary of a NumPy byte buffer one
+    // line longer, which becomes the array's base. Below it NumPy allocates (data null).
+    py::object owner;
+    void* data = nullptr;
+    int flags = 0;
+    if (nbytes >= kLineAlignedOutputMinBytes) {
+        constexpr std::size_t kLine = 64;
+        const py::ssize_t raw_bytes = static_cast<py::ssize_t>(nbytes + kLine - 1);
+        PyObject* raw = api.PyArray_NewFromDescr_(api.PyArray_Type_, api.PyArray_DescrFromType_(api.NPY_UBYTE_), 1,
+                                                  &raw_bytes, nullptr, nullptr, 0, nullptr);
+        if (!raw) throw py::error_already_set();
+        owner = py::reinterpret_steal<py::object>(raw);
+        const auto start = reinterpret_cast<std::uintptr_t>(py::detail::array_proxy(raw)->data);
+        data = reinterpret_cast<void*>((start + kLine - 1) / kLine * kLine);
+        flags = api.NPY_ARRAY_C_CONTIGUOUS_ | api.NPY_ARRAY_WRITEABLE_;
     }
-    // A NumPy byte buffer one line longer, and the output over its first 64-byte boundary.
-    constexpr std::size_t kLine = 64;
-    const py::ssize_t raw_bytes = static_cast<py::ssize_t>(nbytes + kLine - 1);
-    PyObject* raw = api.PyArray_NewFromDescr_(api.PyArray_Type_, api.PyArray_DescrFromType_(api.NPY_UBYTE_), 1,
-                                              &raw_bytes, nullptr, nullptr, 0, nullptr);
-    if (!raw) throw py::error_already_set();
-    py::object owner = py::reinterpret_steal<py::object>(raw);
-    const auto start = reinterpret_cast<std::uintptr_t>(py::detail::array_proxy(raw)->data);
-    void* data = reinterpret_cast<void*>((start + kLine - 1) / kLine * kLine);
-    PyObject* array = api.PyArray_NewFromDescr_(api.PyArray_Type_, dtype.inc_ref().ptr(), ndim, shape, nullptr, data,
-                                                api.NPY_ARRAY_C_CONTIGUOUS_ | api.NPY_ARRAY_WRITEABLE_, nullptr);
-    if (!array) throw py::error_already_set();
+    PyObject* array = api.PyArray_NewFromDescr_(api.PyArray_Type_, dtype.inc_ref().ptr(), ndim, shape,
+                                                /*strides=*/nullptr, data, flags, nullptr);
+    if (!array) throw py::error_already_set();  // NewFromDescr stole the dtype reference either way
     py::array result = py::reinterpret_steal<py::array>(array);
-    if (api.PyArray_SetBaseObject_(array, owner.release().ptr()) != 0) throw py::error_already_set();  // steals
+    if (owner && api.PyArray_SetBaseObject_(array, owner.release().ptr()) != 0) throw py::error_already_set();  // steals
     return result;
 }
 
