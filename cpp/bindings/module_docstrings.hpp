@@ -87,6 +87,9 @@ inline constexpr const char* batch_norm_module =
 inline constexpr const char* module_call = R"doc(__call__(x, out=None)
 
 Normalizes x. ``out``: optional destination with x's shape and dtype (may be x itself).
+
+Without ``out``, a small result (below 128 KiB) may be the array this module returned before,
+rewritten: the module keeps its last result and reuses it only once nothing else references it.
 )doc";
 
 inline constexpr const char* state_dict = R"doc(state_dict() -> dict[str, ndarray]

@@ -19,6 +19,7 @@
 #include "module_docstrings.hpp"
 #include "output_buffers.hpp"
 #include "raw_call.hpp"
+#include "recycled_output.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -252,14 +253,16 @@ py::array module_input(py::handle x, const py::dtype& dtype, const char* owner) 
 
 // The common call: x C-contiguous and `mid` its trailing elements, out None or a C-contiguous
 // array of x's shape that is x itself or does not overlap it. Fills the rows layout without the
-// general analysis of resolve_call_layout; false when it does not apply.
-bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, CallLayout* call) {
+// general analysis of resolve_call_layout; false when it does not apply. Without `out`, the result
+// is the module's recycled output (recycled_output.hpp).
+bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, RecycledOutput& recycled,
+                          CallLayout* call) {
     const auto size = static_cast<std::size_t>(x.size());
     if (mid == 0 || size == 0 || !(x.flags() & py::array::c_style)) return false;
     if (out.is_none()) {
         const py::dtype dtype = x.dtype();
-        call->result = new_output(dtype, static_cast<int>(x.ndim()), x.shape(), size * static_cast<std::size_t>(dtype.itemsize()),
-                                  x.data());
+        call->result = recycled.take(dtype, static_cast<int>(x.ndim()), x.shape(),
+                                     size * static_cast<std::size_t>(dtype.itemsize()), x.data());
     } else {
         if (!py::isinstance<py::array>(out)) return false;
         const auto o = py::reinterpret_borrow<py::array>(out);
@@ -314,7 +317,7 @@ struct NormModule {
         eps_arg = py::reinterpret_borrow<py::object>(eps_obj);
     }
 
-    py::object call(py::handle x_obj, py::handle out) const {
+    py::object call(py::handle x_obj, py::handle out) {
         const py::array x = module_input(x_obj, dtype, name());
         const std::size_t k = normalized_shape.size(), ndim = static_cast<std::size_t>(x.ndim());
         bool fits = ndim >= k;
@@ -325,7 +328,7 @@ struct NormModule {
                                   ", but got input of shape " + shape_string(shape_of(x)));
         }
         CallLayout call;
-        if (!contiguous_rows_call(x, mid, out, &call)) {
+        if (!contiguous_rows_call(x, mid, out, recycled_output, &call)) {
             std::vector<char> axes(ndim, 0);
             for (std::size_t i = ndim - k; i < ndim; ++i) axes[i] = 1;
             call = resolve_call_layout(x, axes, out);
@@ -372,6 +375,7 @@ struct NormModule {
     bool elementwise_affine, has_bias;
     py::dtype dtype;
     Param weight, bias;
+    RecycledOutput recycled_output;  // the last result, reused once the caller drops it
 };
 
 struct LayerNormModule : NormModule {
@@ -510,7 +514,7 @@ struct BatchNormModule {
                                   "; for one sample at a time use streaming statistics (simdnorm.RunningStats)");
         }
         CallLayout call;
-        if (channel_axis + 1 != static_cast<std::size_t>(ndim) || !contiguous_rows_call(x, num_features, out, &call)) {
+        if (channel_axis + 1 != static_cast<std::size_t>(ndim) || !contiguous_rows_call(x, num_features, out, recycled_output, &call)) {
             std::vector<char> axes(static_cast<std::size_t>(ndim), 0);
             axes[channel_axis] = 1;
             call = resolve_call_layout(x, axes, out);
@@ -613,6 +617,7 @@ struct BatchNormModule {
     const void* cache_center = nullptr;  // where they were written
     std::vector<float> cache32;
     std::vector<double> cache64;
+    RecycledOutput recycled_output;  // the last channels-last result, reused once the caller drops it
 };
 
 BatchNormModule batch_norm_from_running_stats(py::handle stats, py::handle weight, py::handle bias, py::handle eps,

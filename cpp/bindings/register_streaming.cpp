@@ -14,6 +14,7 @@
 #include "array_args.hpp"
 #include "output_buffers.hpp"
 #include "raw_call.hpp"
+#include "recycled_output.hpp"
 #include "simdnorm/running_stats.hpp"
 #include "streaming.hpp"
 #include "streaming_docs.hpp"
@@ -30,6 +31,7 @@ struct PyRunningStats {
         : core(num_features, momentum, eps, policy) {}
     simdnorm::RunningStats core;
     std::mutex mutex;
+    RecycledOutput recycled_output;  // the last normalize result, reused once the caller drops it (GIL held)
 };
 
 // Takes the object's lock. Never blocks while holding the GIL: if the lock is busy (a large batch
@@ -142,14 +144,15 @@ struct Output {
     py::array temp = null_array();
 };
 
-Output output_view(py::handle out, py::handle x_obj, const View& x, std::size_t features, const char* method) {
+Output output_view(py::handle out, py::handle x_obj, const View& x, std::size_t features, const char* method,
+                   RecycledOutput& recycled) {
     auto& api = py::detail::npy_api::get();
     Output o;
     if (out.is_none()) {
         const py::dtype dt = is_f32(x.type_num) ? py::dtype::of<float>() : py::dtype::of<double>();
         const py::ssize_t shape[2] = {static_cast<py::ssize_t>(x.rows), static_cast<py::ssize_t>(features)};
-        py::array fresh = new_output(dt, x.ndim, x.ndim == 2 ? shape : shape + 1,
-                                     static_cast<std::size_t>(x.rows) * features * x.itemsize, x.data);
+        py::array fresh = recycled.take(dt, x.ndim, x.ndim == 2 ? shape : shape + 1,
+                                        static_cast<std::size_t>(x.rows) * features * x.itemsize, x.data);
         o.view = x;
         o.view.data = py::detail::array_proxy(fresh.ptr())->data;
         o.view.row_stride = x.ndim == 2 ? static_cast<std::ptrdiff_t>(features) : 0;
@@ -286,7 +289,7 @@ py::object normalize(PyRunningStats& self, py::handle x_obj, py::handle out, py:
     const double eps = eps_argument(eps_obj);
     py::object keep;
     View x = input_view(x_obj, features, "normalize", &keep);
-    Output o = output_view(out, x_obj, x, features, "normalize");
+    Output o = output_view(out, x_obj, x, features, "normalize", self.recycled_output);
     separate_overlap(&x, o.view, features, &keep);
     bool empty = false;
     with_core(self, large(x, features), [&](simdnorm::RunningStats& core) {
@@ -311,7 +314,7 @@ py::object update_normalize(PyRunningStats& self, py::handle x_obj, py::handle o
     const std::size_t features = self.core.num_features();
     py::object keep;
     View x = input_view(x_obj, features, "update_normalize", &keep);
-    Output o = output_view(out, x_obj, x, features, "update_normalize");
+    Output o = output_view(out, x_obj, x, features, "update_normalize", self.recycled_output);
     separate_overlap(&x, o.view, features, &keep);
     NonFiniteHit hit;
     bool empty = false;
