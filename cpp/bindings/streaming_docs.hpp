@@ -34,7 +34,9 @@ TypeError, never converted silently). Samples are ``(F,)``, batches ``(B, F)``.
 
 Every method is bound in C++; ``update``, ``normalize`` and ``update_normalize`` are vectorcall
 (METH_FASTCALL) method descriptors that skip pybind11's generic dispatcher, so one call costs
-less than an empty pybind11 method. Per sample, ``update_normalize(x, out=out)`` allocates nothing.
+less than an empty pybind11 method. Per sample, ``update_normalize(x, out=out)`` allocates nothing;
+without ``out``, a result below 128 KiB may be the array an earlier call returned, rewritten: the
+object keeps its last result and reuses it only once nothing else references it.
 Calls are thread-safe: each object has a lock; small calls keep the GIL, batches of 4096 values
 or more release it while they hold the object's lock, and property reads take the lock too, so
 concurrent updates lose nothing and reads see a consistent state.
