@@ -1,9 +1,10 @@
-"""Module and RunningStats calls without out= hand back their last result once the caller dropped it.
+"""Calls without out= hand back an earlier small result once the caller has dropped it.
 
-A module keeps the small array it returned (cpp/bindings/recycled_output.hpp) and writes the next
-result of the same shape into it only when nothing else can see it: no variable, view, memoryview,
-weak reference, and still the C-contiguous, writeable, owning ndarray it made. Each test holds or
-alters a result in one such way and checks the next call leaves it alone and is itself right.
+A module, a RunningStats and the functions (one slot for all of them) keep the small array they
+returned last (cpp/bindings/recycled_output.hpp) and write the next result of the same shape into it
+only when nothing else can see it: no variable, view, memoryview, weak reference, and still the
+C-contiguous, writeable, owning ndarray it made. Each test holds or alters a result in one such way
+and checks the next call leaves it alone and is itself right.
 """
 
 import gc
@@ -246,3 +247,95 @@ def test_running_stats_pickles_and_merges_without_the_held_result(rng):
     other.update(rng.standard_normal(F).astype(np.float32))
     stats.merge(other)
     np.testing.assert_array_equal(clone.mean, pickle.loads(pickle.dumps(clone)).mean)
+
+
+# ---- The functions ------------------------------------------------------------------------------------
+
+W = np.linspace(0.5, 1.5, F, dtype=np.float32)
+B = np.linspace(-1.0, 1.0, F, dtype=np.float32)
+RM, RV = np.linspace(-0.2, 0.2, F, dtype=np.float32), np.linspace(0.5, 2.0, F, dtype=np.float32)
+
+FUNCTIONS = [
+    ("layer_norm", lambda x: simdnorm.layer_norm(x, W, B), lambda x: reference.layer_norm(x, W, B, eps=1e-5)),
+    ("rms_norm", lambda x: simdnorm.rms_norm(x, W), lambda x: reference.rms_norm(x, W, eps=1e-6)),
+    (
+        "batch_norm eval",
+        lambda x: simdnorm.batch_norm(x, RM, RV, W, B, axis=-1),
+        lambda x: reference.batch_norm(x, RM, RV, W, B, axis=-1)[0],
+    ),
+    (
+        "scale_shift",
+        lambda x: simdnorm.scale_shift(x, W, B, axis=-1),
+        lambda x: np.asarray(x, np.float64) * W + B,
+    ),
+]
+
+
+@pytest.mark.parametrize("call,expected", [f[1:] for f in FUNCTIONS], ids=[f[0] for f in FUNCTIONS])
+def test_functions_reuse_a_dropped_result_and_leave_a_held_one(rng, call, expected):
+    x1, x2, x3 = _inputs(rng)
+    first_id = id(call(x1))
+    y2 = call(x2)
+    assert id(y2) == first_id  # the slot's array, written again
+    _check(y2, x2, expected)
+    before = y2.copy()
+    view = y2[1]
+    y3 = call(x3)  # y2 is held
+    assert y3 is not y2
+    np.testing.assert_array_equal(y2, before)
+    np.testing.assert_array_equal(view, before[1])
+    _check(y3, x3, expected)
+
+
+def test_functions_share_one_slot_across_functions_and_strided_inputs(rng):
+    x1, x2, _ = _inputs(rng, rows=4)
+    first_id = id(simdnorm.layer_norm(x1, W, B))
+    y = simdnorm.rms_norm(x2, W)  # another function, same shape: the same slot
+    assert id(y) == first_id
+    _check(y, x2, lambda x: reference.rms_norm(x, W, eps=1e-6))
+    del y
+    # A transposed input takes the general layout path (a temporary, then a copy into the result).
+    xt = rng.standard_normal((F, 4)).astype(np.float32).T
+    for _ in range(3):
+        np.testing.assert_allclose(simdnorm.layer_norm(xt, W, B), reference.layer_norm(xt, W, B, eps=1e-5),
+                                   rtol=0, atol=2e-5)
+
+
+def test_functions_results_inside_a_returned_tuple_are_held(rng):
+    x1, x2, _ = _inputs(rng)
+    y1, mean1, rstd1 = simdnorm.layer_norm(x1, W, B, return_stats=True)
+    before = y1.copy()
+    result = simdnorm.layer_norm(x2, W, B, return_stats=True)
+    assert result[0] is not y1
+    np.testing.assert_array_equal(y1, before)
+    np.testing.assert_allclose(result[0], reference.layer_norm(x2, W, B, eps=1e-5), rtol=0, atol=2e-5)
+
+
+def test_functions_nested_calls(rng):
+    x1, _, _ = _inputs(rng)
+    twice = simdnorm.layer_norm(simdnorm.layer_norm(x1))
+    np.testing.assert_allclose(twice, reference.layer_norm(reference.layer_norm(x1)), rtol=0, atol=5e-5)
+
+
+def test_functions_from_many_threads(rng):
+    inputs = [rng.standard_normal((64, F)).astype(np.float32) for _ in range(8)]
+    expected = [reference.layer_norm(x, W, B, eps=1e-5) for x in inputs]
+    failures = []
+
+    def worker(k):
+        for _ in range(200):
+            if not np.allclose(simdnorm.layer_norm(inputs[k], W, B), expected[k], rtol=0, atol=2e-5):
+                failures.append(k)
+                return
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(inputs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(before)
+    assert failures == []

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "output_buffers.hpp"
+#include "recycled_output.hpp"
 
 namespace simdnorm::bindings {
 namespace {
@@ -283,12 +284,25 @@ py::array param_array(py::handle obj, const char* name, const py::array& like,
     return ascontiguous(a);
 }
 
+namespace {
+
+// The functions' recycled output (recycled_output.hpp), one for the process: leaked on purpose, so
+// its array is never released after the interpreter has finalized.
+RecycledOutput& functions_recycled_output() {
+    static RecycledOutput* const slot = new RecycledOutput();
+    return *slot;
+}
+
+}  // namespace
+
 py::array output_array(py::handle out, const py::array& x) {
     if (out.is_none()) {
         const py::dtype dtype = x.dtype();
         const auto nbytes = static_cast<std::size_t>(x.size() * dtype.itemsize());
         // order='K' is C order for C-contiguous and 0-d / 1-d x
-        if (x.flags() & py::array::c_style || x.ndim() <= 1) return new_output(dtype, static_cast<int>(x.ndim()), x.shape(), nbytes, x.data());
+        if (x.flags() & py::array::c_style || x.ndim() <= 1) {
+            return functions_recycled_output().take(dtype, static_cast<int>(x.ndim()), x.shape(), nbytes, x.data());
+        }
         if (nbytes >= kCachedOutputMinBytes) {
             return large_output(dtype, shape_of(x), keep_order_strides(x), nbytes, x.data());
         }

@@ -39,6 +39,8 @@ Statistics are accumulated in double with a corrected two-pass scheme, so float3
 large common offset (c + N(0, 1), c up to 1e6) keep ~1e-6 absolute accuracy, and a constant row
 gives exactly ``bias``. NaN / Inf in x propagate to their own rows only. The GIL is released for
 inputs above a few thousand elements; large inputs are split across ``get_num_threads()`` threads.
+Without ``out``, a result below 128 KiB may be the array of an earlier call of any simdnorm function
+that the caller has dropped (nothing references it any more), rewritten: no allocation per call.
 )doc";
 
 inline constexpr const char* rms_norm = R"doc(rms_norm(x, weight=None, *, eps=1e-6, axis=-1, out=None)

@@ -2,6 +2,9 @@
 
 The best kernel variant for this CPU (AVX-512, AVX2, NEON or scalar) is chosen at import;
 ``SIMDNORM_ISA`` or :func:`use_isa` override it, process-wide.
+
+Calls without ``out=`` reuse the last small result (below 128 KiB) of the same function family,
+module or RunningStats once the caller has dropped it: same values as a fresh array, no allocation.
 """
 
 import warnings as _warnings
