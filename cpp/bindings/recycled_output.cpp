@@ -1,4 +1,4 @@
-// A module's reusable output; see recycled_output.hpp.
+// An owner's reusable output; see recycled_output.hpp.
 #include "recycled_output.hpp"
 
 #include "output_buffers.hpp"

@@ -1,11 +1,12 @@
-// A module's last small output, handed back to its next call once the caller has let go of it.
+// An owner's last small output, handed back to its next call once the caller has let go of it.
 //
-// A fresh small NumPy array costs ~0.1 µs of a ~0.5 µs single-row module call: NumPy looks its
-// allocator up in a context variable, allocates the array object, its shape and its data, and frees
-// all of it when the caller drops the result. A module keeps the array it returned instead. When
-// the next call wants the same dtype and shape, and the module's reference is the only one left
-// (no variable, view, memoryview, weak reference or tensor sharing it), the call writes into that
-// array and returns it again: the caller sees a fresh result, as from an allocation.
+// A fresh small NumPy array costs ~0.1 µs of a ~0.5 µs single-row call: NumPy looks its allocator
+// up in a context variable, allocates the array object, its shape and its data, and frees all of it
+// when the caller drops the result. The owner (a module, a RunningStats, or the process-wide slot
+// of the functions) keeps the array it returned instead. When the next call wants the same dtype
+// and shape, and the owner's reference is the only one left (no variable, view, memoryview, weak
+// reference or tensor sharing it), the call writes into that array and returns it again: the
+// caller sees a fresh result, as from an allocation. Callers hold the GIL while they take one.
 #pragma once
 
 #include <cstddef>
@@ -15,13 +16,13 @@
 namespace simdnorm::bindings {
 
 // Outputs of fewer bytes are recycled: the ones NumPy allocates (output_buffers.hpp, new_output).
-// A module keeps at most one, so it holds below 128 KiB between calls.
+// An owner keeps at most one, so it holds below 128 KiB between calls.
 constexpr std::size_t kRecycledOutputMaxBytes = std::size_t(128) << 10;
 
 class RecycledOutput {
 public:
     RecycledOutput() = default;
-    // A copied module starts without one: sharing the array would only make both allocate.
+    // A copied owner starts without one: sharing the array would only make both allocate.
     RecycledOutput(const RecycledOutput&) {}
     RecycledOutput& operator=(const RecycledOutput&) {
         held_ = py::object();
