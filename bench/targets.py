@@ -15,6 +15,8 @@ table also gives the case's traffic floor: the time its compulsory memory traffi
 same run's copy bandwidth (traffic_floor_us; none for DRAM-sized cases). Where that floor is
 slower than the time asked for, no implementation reaches the target on this machine, and the
 table says so; otherwise the miss is simdnorm's own (compute, latency), reachable in principle.
+A missed 2-thread speed-up of an L3-sized case is set against the same run's np.copyto at L3 at 2
+threads over 1 (copy_scaling): below the target, bandwidth-bound work cannot reach it here.
 """
 
 import json
@@ -285,17 +287,40 @@ def check(results):
     return out
 
 
+def copy_scaling(case, results):
+    """(level, the same run's np.copyto ceiling at 2 threads over 1 thread) for an L3-sized case,
+    else None. The 2-thread ceiling is the aggregate of two threads copying their own buffers; at
+    L2 sizes those copies are timed through Python threads whose GIL hand-offs dominate (the L2
+    aggregate read below one thread's), so no scaling is given there."""
+    by_threads = {r["info"]["threads"]: r for r in results}
+    one, two = by_threads.get(1), by_threads.get(2)
+    if not one or not two or not one.get("ceilings") or not two.get("ceilings"):
+        return None
+    row = next((r for r in two["rows"] if r["case"] == case and r.get("dtype", "float32") == "float32"), None)
+    if row is None or "working_set" not in row:
+        return None
+    level, _ = ceiling_for(row, two)
+    if level != "L3" or "L3" not in one["ceilings"]:
+        return None
+    return level, two["ceilings"]["L3"]["GBps"] / one["ceilings"]["L3"]["GBps"]
+
+
 def reach(results):
-    """{(target name, case): (needed µs, floor µs)} for the missed targets that have a floor: ratios
-    against a peer (the traffic floor) and the module call bound (the no-op bound call)."""
+    """{(target name, case): (needed, floor)} for the missed targets that have a floor: ratios
+    against a peer (µs asked, the traffic floor), the module call bound (0.5 µs, the no-op bound
+    call) and the 2-thread speed-ups of L3-sized cases (the speed-up asked, np.copyto's own)."""
     rows_by_threads = _rows_by_threads(results)
     one_thread = next((r for r in results if r["info"]["threads"] == 1), None)
     by_name = {t["name"]: t for t in TARGETS}
     out = {}
-    for name, case, ratio, _, _, met in check(results):
+    for name, case, ratio, threshold, _, met in check(results):
         if ratio is None or met:
             continue
-        found = one_thread and _needed_and_floor(by_name[name], case, rows_by_threads, one_thread)
+        if by_name[name]["measure"][0] == "scaling":
+            scaling = copy_scaling(case, results)
+            found = (threshold, scaling[1]) if scaling else None
+        else:
+            found = one_thread and _needed_and_floor(by_name[name], case, rows_by_threads, one_thread)
         if found:
             out[(name, case)] = found
     return out
@@ -307,6 +332,9 @@ def _reach_text(found, kind):
     needed, floor = found
     if kind == "median_us":
         return f"a no-op bound call with x takes {floor:.2f} µs of the {needed:g} µs here"
+    if kind == "scaling":
+        verdict = "bandwidth-bound work cannot reach it here" if floor < needed else "reachable in principle"
+        return f"np.copyto at L3 scales {floor:.2f}x from 1 to 2 threads in this run: {verdict}"
     verdict = "out of reach here" if floor > needed else "reachable in principle"
     return f"needs {needed:,.1f} µs; traffic floor {floor:,.1f} µs: {verdict}"
 
@@ -318,7 +346,7 @@ def render(results):
     missing = len(checked) - len(measured)
     floors = reach(results)
     kinds = {t["name"]: t["measure"][0] for t in TARGETS}
-    ratio_floors = [found for (name, _), found in floors.items() if kinds[name] != "median_us"]
+    ratio_floors = [found for (name, _), found in floors.items() if kinds[name] not in ("median_us", "scaling")]
     beyond = sum(floor > needed for needed, floor in ratio_floors)
     lines = [
         "### Issue 4 targets (same-run ratios, float32; 1 thread unless the target says otherwise)",

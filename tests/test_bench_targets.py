@@ -153,3 +153,30 @@ def test_render_marks_missed_ratios_whose_floor_is_slower_than_the_time_asked():
     assert "out of reach here" in long_line
     assert "reachable in principle" in next(line for line in text.splitlines() if "| layer_norm 512x768 |" in line)
     assert "no-op bound call with x takes 0.16 µs" in text
+
+
+def test_missed_speed_ups_of_l3_sized_cases_are_set_against_the_copy_scaling():
+    mib = 1 << 20
+    one = _memory_result([])  # 1 thread: L3 copy at 50 GB/s
+    two = _memory_result(
+        [
+            # Working set 3 MiB: L3 on the 1 MiB L2 of _memory_result; 1.5x < 1.7x.
+            dict(_case_row("batch_norm_eval 8x256x14x14 NCHW", "batch_norm_eval", [8, 256, 14, 14], "NCHW",
+                           3 * mib, sn_avx512=30.0), scaling={"simdnorm[threads]": 30.0, "simdnorm[1 thread]": 45.0}),
+            # A working set of 0.5 MiB (set here): L2, where no copy scaling is given; 1.2x.
+            dict(_case_row("rms_norm 512x768", "rms_norm", [512, 768], "rows", mib // 2, sn_avx512=10.0),
+                 working_set=mib // 2, scaling={"simdnorm[threads]": 10.0, "simdnorm[1 thread]": 12.0}),
+        ]
+    )
+    two["info"]["threads"] = 2
+    two["ceilings"]["L3"]["GBps"] = 80.0  # two threads together: 1.6x one
+    assert targets.copy_scaling("batch_norm_eval 8x256x14x14 NCHW", [one, two]) == ("L3", 80.0 / 50.0)
+    assert targets.copy_scaling("rms_norm 512x768", [one, two]) is None
+    found = targets.reach([one, two])
+    assert found[("2 threads >= 1.7x 1 thread (in cache)", "batch_norm_eval 8x256x14x14 NCHW")] == (1.7, 1.6)
+    assert ("2 threads >= 1.7x 1 thread (in cache)", "rms_norm 512x768") not in found
+    line = next(x for x in targets.render([one, two]).splitlines() if "| batch_norm_eval 8x256x14x14 NCHW |" in x)
+    assert "np.copyto at L3 scales 1.60x" in line and "cannot reach it here" in line
+    two["ceilings"]["L3"]["GBps"] = 95.0  # 1.9x: the copy would allow the target
+    line = next(x for x in targets.render([one, two]).splitlines() if "| batch_norm_eval 8x256x14x14 NCHW |" in x)
+    assert "scales 1.90x" in line and "reachable in principle" in line
