@@ -18,9 +18,11 @@ bool RecycledOutput::reusable(const py::dtype& dtype, int ndim, const py::ssize_
     if (held == nullptr || Py_REFCNT(held) != 1) return false;
     auto& api = py::detail::npy_api::get();
     if (Py_TYPE(held) != reinterpret_cast<PyTypeObject*>(api.PyArray_Type_)) return false;  // not a subclass
+    // A weak reference could still reach it. NumPy keeps the list in the array struct (a positive
+    // offset); an offset this cannot read (a managed list, Python 3.12+ heap types) means no reuse.
     const Py_ssize_t weaklist_offset = Py_TYPE(held)->tp_weaklistoffset;
-    if (weaklist_offset > 0 && *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(held) + weaklist_offset) != nullptr) {
-        return false;  // a weak reference could still reach it
+    if (weaklist_offset <= 0 || *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(held) + weaklist_offset) != nullptr) {
+        return false;
     }
     // Everything its holder could have changed before letting go: dtype (a view-cast through .dtype),
     // shape and strides (assignable attributes), writeability, and the data (resize reallocates).
