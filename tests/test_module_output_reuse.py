@@ -178,6 +178,20 @@ def test_pickled_and_copied_modules_start_without_a_result(rng):
     np.testing.assert_allclose(y2, reference.layer_norm(x2, eps=1e-5), rtol=0, atol=2e-5)
 
 
+def _run_threads(worker, count):
+    """worker(k) for k < count on as many threads, the GIL switching as often as possible."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_threads_sharing_one_module_never_share_a_result(rng):
     # 64 rows of 96: above the size from which the call releases the GIL during the kernel.
     m = simdnorm.LayerNorm(F)
@@ -192,16 +206,7 @@ def test_threads_sharing_one_module_never_share_a_result(rng):
                 failures.append(k)
                 return
 
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(inputs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(before)
+    _run_threads(worker, len(inputs))
     assert failures == []
 
 
@@ -328,14 +333,5 @@ def test_functions_from_many_threads(rng):
                 failures.append(k)
                 return
 
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(inputs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(before)
+    _run_threads(worker, len(inputs))
     assert failures == []
