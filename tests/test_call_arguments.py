@@ -62,3 +62,81 @@ def test_keyword_repeating_a_positional_argument():
 def test_other_entry_points_take_every_parameter_by_keyword(call):
     x = _bn_inputs()[0]
     assert call(x).shape == x.shape
+
+
+# ---- Module calls: instances are vectorcall objects (register_modules.cpp, install_call_slots) ----
+
+MODULES = [
+    lambda: simdnorm.LayerNorm(6),
+    lambda: simdnorm.RMSNorm(6),
+    lambda: simdnorm.BatchNorm(6, axis=-1).eval(),
+]
+
+
+@pytest.mark.parametrize("make", MODULES, ids=["LayerNorm", "RMSNorm", "BatchNorm"])
+def test_module_call_arguments_every_way(make):
+    m = make()
+    x = _bn_inputs()[0]
+    expected = m(x)
+    out = np.empty_like(x)
+    for call in (
+        lambda: m(x, out),
+        lambda: m(x, out=out),
+        lambda: m(out=out, x=x),
+        lambda: m(x=x, out=out),
+        lambda: m(x, **{_Str("out"): out}),
+        lambda: m(*(x,), **{"out": out}),
+        lambda: type(m).__call__(m, x, out=out),  # the bound pybind11 method, same C++ call
+        lambda: m.forward(x, out=out),
+    ):
+        out.fill(np.nan)
+        assert call() is out
+        np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(m(x=x), expected)
+    np.testing.assert_array_equal(m(x, None), expected)
+
+
+@pytest.mark.parametrize("make", MODULES, ids=["LayerNorm", "RMSNorm", "BatchNorm"])
+def test_module_call_argument_errors(make):
+    m = make()
+    x = _bn_inputs()[0]
+    with pytest.raises(TypeError, match=r"takes at most 2 positional arguments \(3 given\)"):
+        m(x, None, None)
+    with pytest.raises(TypeError, match="missing required argument 'x'"):
+        m()
+    with pytest.raises(TypeError, match="missing required argument 'x'"):
+        m(out=None)
+    with pytest.raises(TypeError, match="multiple values for argument 'x'"):
+        m(x, x=x)
+    with pytest.raises(TypeError, match="multiple values for argument 'out'"):
+        m(x, None, out=None)
+    for name in ("ou", "outx", "OUT", "out\x00", "y"):
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            m(x, **{name: None})
+
+
+def test_module_subclasses_call_and_may_override_the_call():
+    # A Python subclass takes the bound pybind11 __call__ (CPython's slot_tp_call finds it first in
+    # the MRO): slower, same C++ call, pybind11's own argument errors.
+    class Plain(simdnorm.LayerNorm):
+        pass
+
+    class Wrapped(simdnorm.LayerNorm):
+        def __call__(self, x, out=None):
+            return 2 * super().__call__(x, out=out)
+
+    x = _bn_inputs()[0]
+    expected = simdnorm.LayerNorm(6)(x)
+    np.testing.assert_array_equal(Plain(6)(x), expected)
+    np.testing.assert_array_equal(Plain(6)(x=x), expected)
+    with pytest.raises(TypeError):
+        Plain(6)(x, x=x)
+    np.testing.assert_array_equal(Wrapped(6)(x), 2 * expected)
+    out = np.empty_like(x)
+    np.testing.assert_array_equal(Wrapped(6)(x, out=out), 2 * expected)
+
+
+def test_module_call_before_init_raises():
+    m = simdnorm.LayerNorm.__new__(simdnorm.LayerNorm)
+    with pytest.raises(TypeError, match="__init__ was not called"):
+        m(_bn_inputs()[0])
