@@ -140,3 +140,55 @@ def test_module_call_before_init_raises():
     m = simdnorm.LayerNorm.__new__(simdnorm.LayerNorm)
     with pytest.raises(TypeError, match="__init__ was not called"):
         m(_bn_inputs()[0])
+
+
+# ---- The functions' contiguous fast path (register_norms.cpp): default axis, C-contiguous x ----
+
+
+@pytest.mark.parametrize("fn", ["layer_norm", "rms_norm"])
+@pytest.mark.parametrize("shape", [(1, 7), (3, 768), (2, 3, 40), (5,)])
+def test_default_axis_fast_path_matches_the_general_path(fn, shape):
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(shape[-1]).astype(np.float32)
+    f = getattr(simdnorm, fn)
+    params = (w, w[::-1].copy()) if fn == "layer_norm" else (w,)
+    general = f(x, *params, axis=-1)  # an explicit axis takes the general layout
+    np.testing.assert_array_equal(f(x, *params), general)
+    out = np.empty_like(x)
+    assert f(x, *params, out=out) is out
+    np.testing.assert_array_equal(out, general)
+    inplace = x.copy()
+    assert f(inplace, *params, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, general)
+    # out holding the weight (read from a copy first), and a strided out (written through a temporary)
+    both = np.empty((2,) + shape, np.float32)
+    both[1] = x
+    weight_in_out = both[0].reshape(-1)[: shape[-1]]
+    weight_in_out[:] = w
+    expected = f(x, weight_in_out.copy(), *params[1:], axis=-1)
+    f(x, weight_in_out, *params[1:], out=both[0])
+    np.testing.assert_array_equal(both[0], expected)
+    strided = np.empty(shape[:-1] + (2 * shape[-1],), np.float32)[..., ::2]
+    f(x, *params, out=strided)
+    np.testing.assert_array_equal(strided, general)
+
+
+@pytest.mark.parametrize("fn", ["layer_norm", "rms_norm"])
+def test_default_axis_fast_path_errors(fn):
+    x = np.ones((2, 6), np.float32)
+    f = getattr(simdnorm, fn)
+    with pytest.raises(ValueError, match=r"weight must have shape \(6,\)"):
+        f(x, np.ones(5, np.float32))
+    with pytest.raises(TypeError, match="weight must have the dtype of x"):
+        f(x, np.ones(6, np.float64))
+    with pytest.raises(ValueError, match="out"):
+        f(x, out=np.empty((2, 5), np.float32))
+    with pytest.raises(ValueError):
+        f(x, out=np.empty((1, 6), np.float32))
+    read_only = np.empty_like(x)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError):
+        f(x, out=read_only)
+    with pytest.raises(ValueError):
+        f(np.float32(1.0))  # 0-d: no axis to normalize

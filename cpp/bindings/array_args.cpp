@@ -284,17 +284,6 @@ py::array param_array(py::handle obj, const char* name, const py::array& like,
     return ascontiguous(a);
 }
 
-namespace {
-
-// The functions' recycled output (recycled_output.hpp), one for the process: leaked on purpose, so
-// its array is never released after the interpreter has finalized.
-RecycledOutput& functions_recycled_output() {
-    static RecycledOutput* const slot = new RecycledOutput();
-    return *slot;
-}
-
-}  // namespace
-
 py::array output_array(py::handle out, const py::array& x) {
     if (out.is_none()) {
         const py::dtype dtype = x.dtype();

@@ -44,6 +44,34 @@ CallLayout resolve_call_layout(const py::array& x, const std::vector<char>& mid_
     return call;
 }
 
+bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, RecycledOutput& recycled,
+                          CallLayout* call) {
+    const auto size = static_cast<std::size_t>(x.size());
+    if (mid == 0 || size == 0 || !(x.flags() & py::array::c_style)) return false;
+    if (out.is_none()) {
+        const py::dtype dtype = x.dtype();
+        call->result = recycled.take(dtype, static_cast<int>(x.ndim()), x.shape(),
+                                     size * static_cast<std::size_t>(dtype.itemsize()), x.data());
+    } else {
+        if (!py::isinstance<py::array>(out)) return false;
+        const auto o = py::reinterpret_borrow<py::array>(out);
+        if (o.ndim() != x.ndim() || !o.dtype().is(x.dtype()) || !o.writeable() || !(o.flags() & py::array::c_style)) {
+            return false;
+        }
+        for (py::ssize_t i = 0; i < x.ndim(); ++i) {
+            if (o.shape(i) != x.shape(i)) return false;
+        }
+        if (o.data() != x.data() && may_share_memory(o, x)) return false;
+        call->result = o;
+    }
+    call->x = x;
+    call->y = call->result;
+    const auto m = static_cast<std::ptrdiff_t>(mid);
+    call->x_layout = Layout{size / mid, mid, 1, m, 1};
+    call->y_layout = call->x_layout;
+    return true;
+}
+
 void finish_call(const CallLayout& call) {
     if (call.copy_back_view) copy_into(call.copy_back_view, call.y);
 }

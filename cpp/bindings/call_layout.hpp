@@ -3,6 +3,7 @@
 #pragma once
 
 #include "array_args.hpp"
+#include "recycled_output.hpp"
 
 namespace simdnorm::bindings {
 
@@ -16,6 +17,12 @@ struct CallLayout {
 
 // mid_axes: the normalized (or channel) axes of x. out: None or the caller's out array.
 CallLayout resolve_call_layout(const py::array& x, const std::vector<char>& mid_axes, py::handle out);
+
+// The common call, without resolve_call_layout's general analysis: x C-contiguous with `mid` its
+// trailing elements, out None or a C-contiguous array of x's shape that is x itself or does not
+// overlap it; false (nothing set) when it does not apply. Without `out`, the result is `recycled`'s.
+bool contiguous_rows_call(const py::array& x, std::size_t mid, py::handle out, RecycledOutput& recycled,
+                          CallLayout* call);
 
 // Runs the copy-back step of a resolved call, if any.
 void finish_call(const CallLayout& call);

@@ -53,4 +53,9 @@ py::array RecycledOutput::take(const py::dtype& dtype, int ndim, const py::ssize
     return fresh;
 }
 
+RecycledOutput& functions_recycled_output() {
+    static RecycledOutput* const slot = new RecycledOutput();  // leaked: never released after finalization
+    return *slot;
+}
+
 }  // namespace simdnorm::bindings

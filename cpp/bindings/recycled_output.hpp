@@ -41,4 +41,7 @@ private:
     py::object held_;
 };
 
+// The functions' slot, one for the process (layer_norm, rms_norm, batch_norm, scale_shift share it).
+RecycledOutput& functions_recycled_output();
+
 }  // namespace simdnorm::bindings

@@ -31,14 +31,23 @@ py::object norm_call(bool layer, PyObject* x_obj, PyObject* weight_obj, PyObject
                      PyObject* axis_obj, PyObject* out_obj, PyObject* return_stats_obj) {
     static const py::handle last_axis = py::int_(-1).release();  // leaked: outlives the interpreter's teardown
     const py::array x = input_array(x_obj, "x");
-    const std::vector<char> axes = normalized_axes(axis_obj ? py::handle(axis_obj) : last_axis,
-                                                   static_cast<std::size_t>(x.ndim()));
     const double eps = eps_value(eps_obj, layer ? 1e-5 : 1e-6, x, /*none_is_machine_epsilon=*/!layer);
     int return_stats = 0;
     if (return_stats_obj && (return_stats = PyObject_IsTrue(return_stats_obj)) < 0) throw py::error_already_set();
     const py::handle weight_obj_or_none = or_none(weight_obj), bias_obj_or_none = or_none(bias_obj), out = or_none(out_obj);
-    const std::vector<py::ssize_t> param_shape = flagged_shape(x, axes);
-    const CallLayout call = resolve_call_layout(x, axes, out);
+    // The default axis over a C-contiguous x (and a plain out) skips the axis analysis: ~0.05 us of a
+    // 0.4 us single-row call (tuning log 27). Everything else takes the general layout.
+    CallLayout call;
+    std::vector<char> axes;
+    std::vector<py::ssize_t> param_shape;
+    if (!axis_obj && !return_stats && x.ndim() >= 1 &&
+        contiguous_rows_call(x, static_cast<std::size_t>(x.shape(x.ndim() - 1)), out, functions_recycled_output(), &call)) {
+        param_shape.assign(1, x.shape(x.ndim() - 1));
+    } else {
+        axes = normalized_axes(axis_obj ? py::handle(axis_obj) : last_axis, static_cast<std::size_t>(x.ndim()));
+        param_shape = flagged_shape(x, axes);
+        call = resolve_call_layout(x, axes, out);
+    }
     // The rows are written one after another while every row reads the whole weight and bias: an
     // out= holding them gets them copied first (a fresh output cannot hold them).
     py::array weight = param_array(weight_obj_or_none, "weight", x, param_shape);
