@@ -192,3 +192,19 @@ def test_default_axis_fast_path_errors(fn):
         f(x, out=read_only)
     with pytest.raises(ValueError):
         f(np.float32(1.0))  # 0-d: no axis to normalize
+
+
+def test_module_call_in_the_tuple_and_dict_form():
+    # PyObject_Call, as C extensions call: CPython converts the dict to the vectorcall form.
+    import ctypes
+
+    call = ctypes.pythonapi.PyObject_Call
+    call.restype = ctypes.py_object
+    call.argtypes = [ctypes.py_object, ctypes.py_object, ctypes.py_object]
+    m = simdnorm.LayerNorm(6)
+    x = _bn_inputs()[0]
+    out = np.empty_like(x)
+    assert call(m, (x,), {"out": out}) is out
+    np.testing.assert_array_equal(out, m(x))
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        call(m, (x,), {"y": None})

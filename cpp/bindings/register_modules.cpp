@@ -615,19 +615,16 @@ BatchNormModule batch_norm_from_running_stats(py::handle stats, py::handle weigh
 
 // ---- The call slots --------------------------------------------------------------------------------
 
-// m(x, out=None) through the type's own call slots, skipping pybind11's generic dispatcher (which
-// costs ~0.4 us with a keyword argument, more than a 768-wide kernel). They run the same C++ method
-// as the bound __call__ (kept for introspection and docs); only the argument parsing differs.
+// m(x, out=None) as a vectorcall, skipping pybind11's generic dispatcher (which costs ~0.4 us with a
+// keyword argument, more than a 768-wide kernel). It runs the same C++ method as the bound __call__
+// (kept for introspection and docs); only the argument parsing differs.
 //
 // Instances of the exact classes are vectorcall objects: the type grows by one pointer after
-// pybind11's instance, which its tp_alloc sets to vectorcall_slot. Without it CPython turns every
-// call into tp_call's form first, an argument tuple and, with out=, a keyword dict: `ln(x, out=out)`
-// on 1x768 took 0.76-0.80 us against 0.57-0.61 with out passed by position. Python subclasses take
-// neither slot: CPython gives them its own tp_alloc and a tp_call that calls the bound __call__.
-bool is_name(PyObject* key, const char* name) {
-    return PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, name) == 0;
-}
-
+// pybind11's instance, which its tp_alloc sets to vectorcall_slot, and tp_call is CPython's
+// PyVectorcall_Call (the tuple-and-dict form, converted). Through a tp_call of its own every call
+// was first packed into an argument tuple and, with out=, a keyword dict: `ln(x, out=out)` on 1x768
+// took 0.76-0.80 us against 0.57-0.61 with out passed by position. Python subclasses take neither:
+// CPython gives them its own tp_alloc and a tp_call that calls the bound __call__.
 template <class Module>
 const py::detail::type_info* module_type_info = nullptr;  // set by install_call_slots
 
@@ -638,38 +635,6 @@ PyObject* call_module(PyObject* self, PyObject* x, PyObject* out) {
         if (!v_h || !v_h.holder_constructed()) throw py::type_error("the module's __init__ was not called");
         return v_h.template value_ptr<Module>()->call(x, or_none(out)).release().ptr();
     });
-}
-
-template <class Module>
-PyObject* call_slot(PyObject* self, PyObject* args, PyObject* kwargs) {
-    const Py_ssize_t positional = PyTuple_GET_SIZE(args);
-    PyObject* x = positional > 0 ? PyTuple_GET_ITEM(args, 0) : nullptr;
-    PyObject* out = positional > 1 ? PyTuple_GET_ITEM(args, 1) : nullptr;
-    if (positional > 2) {
-        PyErr_Format(PyExc_TypeError, "__call__() takes at most 2 positional arguments (%zd given)", positional);
-        return nullptr;
-    }
-    if (kwargs) {
-        Py_ssize_t pos = 0;
-        PyObject *key, *value;
-        while (PyDict_Next(kwargs, &pos, &key, &value)) {
-            PyObject** slot = is_name(key, "out") ? &out : is_name(key, "x") ? &x : nullptr;
-            if (!slot) {
-                PyErr_Format(PyExc_TypeError, "__call__() got an unexpected keyword argument %R", key);
-                return nullptr;
-            }
-            if (*slot) {
-                PyErr_Format(PyExc_TypeError, "__call__() got multiple values for argument %R", key);
-                return nullptr;
-            }
-            *slot = value;
-        }
-    }
-    if (!x) {
-        PyErr_SetString(PyExc_TypeError, "__call__() missing required argument 'x'");
-        return nullptr;
-    }
-    return call_module<Module>(self, x, out);
 }
 
 template <class Module>
@@ -698,11 +663,11 @@ PyObject* alloc_with_vectorcall(PyTypeObject* type, Py_ssize_t items) {
 template <class Module>
 void install_call_slots(py::handle cls) {
     auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-    module_type_info<Module> = py::detail::get_type_info(typeid(Module));
-    type->tp_call = &call_slot<Module>;
     if (type->tp_alloc != PyType_GenericAlloc || type->tp_basicsize % static_cast<Py_ssize_t>(sizeof(void*)) != 0) {
-        return;  // not the layout assumed below: tp_call only
+        return;  // not the layout assumed below: calls keep the bound __call__ (slower, same result)
     }
+    module_type_info<Module> = py::detail::get_type_info(typeid(Module));
+    type->tp_call = PyVectorcall_Call;
     vectorcall_offset<Module> = type->tp_basicsize;
     type->tp_basicsize += static_cast<Py_ssize_t>(sizeof(vectorcallfunc));
     type->tp_vectorcall_offset = vectorcall_offset<Module>;
