@@ -101,6 +101,47 @@ def test_streamed_layer_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype, a
     assert np.isnan(out[7]).all() and not np.isnan(out[8]).any()
 
 
+@pytest.mark.parametrize(
+    "cols, dtype",
+    [(257, np.float32), (768, np.float32), (1000, np.float32), (1024, np.float32), (509, np.float64)],
+)
+@pytest.mark.parametrize("affine", ["wb", "w", "b", "none"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cached_rows_beyond_l2_equal_each_row_alone_bitwise(isa, cols, dtype, affine, threads):
+    """Batches of wide rows with more than 256 KiB of x in one task (1 thread: the whole batch):
+    on AVX2 these rows take the loop that sums row o + 1 while writing row o
+    (interleaved_cached_rows_apply); 2 threads split them into smaller tasks that do not. Every
+    row, its mean and rstd must have the bits of the same row normalized alone (the single-row
+    path), in place too, for the rows that take every branch of that loop."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = (300 << 10) // (cols * itemsize) + 11  # past the 256 KiB threshold
+    x = _streamed_rows_case(rows, cols, dtype, seed=cols + 7)
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0.5, 2, cols).astype(dtype) if affine in ("wb", "w") else None
+    b = rng.uniform(-1, 1, cols).astype(dtype) if affine in ("wb", "b") else None
+    before = simdnorm.get_num_threads()
+    simdnorm.set_num_threads(threads)
+    try:
+        y, mean, rstd = simdnorm.layer_norm(x, w, b, return_stats=True)
+        in_place = x.copy()
+        assert simdnorm.layer_norm(in_place, w, b, out=in_place) is in_place
+    finally:
+        simdnorm.set_num_threads(before)
+    for r in range(rows):
+        y_row, mean_row, rstd_row = simdnorm.layer_norm(x[r : r + 1], w, b, return_stats=True)
+        np.testing.assert_array_equal(y[r : r + 1], y_row)
+        np.testing.assert_array_equal(mean[r : r + 1], mean_row)
+        np.testing.assert_array_equal(rstd[r : r + 1], rstd_row)
+    assert np.isnan(y[7]).all() and not np.isnan(y[8]).any()
+    np.testing.assert_array_equal(in_place, y)
+    np.testing.assert_allclose(
+        y[~np.isnan(y).any(axis=1)],
+        reference.layer_norm(x, w, b)[~np.isnan(y).any(axis=1)],
+        rtol=0,
+        atol=2e-5 if dtype == np.float32 else 1e-6,  # float64: row 8 sits at 1e9
+    )
+
+
 @pytest.mark.parametrize("cols, dtype", [(1000, np.float32), (1024, np.float32), (515, np.float64)])
 def test_streamed_rms_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype):
     """Streamed rows write the partial vectors at each end with element-wise non-temporal stores:

@@ -7,11 +7,13 @@
 // (bench/README.md tuning log 15). Row o + 1's sums follow add_row_centered_sums' order step for
 // step, so every row gets the same bits as on the other paths.
 //
-// Taken for DRAM-sized outputs (non-temporal stores; 8192x1024 out= ~1.4x -> ~1.05x the time of
-// np.copyto). Rows in cache take row_blocks.inl, which overlaps the rows' chains by taking each
-// step over a block of rows. The loop keeps ~16 vectors live: with 16 registers (AVX2) they spill
-// and it is slower than the plain loop (8192x1024 out= 2.2-2.4 -> 2.9-3.0 ms), as it is with
-// one-lane blocks (scalar), so those keep it. (Walking the normalization from a rotated start, to
+// Taken for DRAM-sized outputs with 32 vector registers (non-temporal stores; 8192x1024 out=
+// ~1.4x -> ~1.05x the time of np.copyto), and with 16 (AVX2) for cached rows beyond L2
+// (interleaved_cached_rows_apply). Narrow rows in cache take row_blocks.inl, which overlaps the
+// rows' chains by taking each step over a block of rows. The loop keeps ~16 vectors live; with 16
+// registers the two pivots are read from L1 at each use (opaque_load) so that no accumulator
+// spills. Before that, AVX2 streamed rows ran slower than the plain loop (8192x1024 out= 2.2-2.4
+// -> 2.9-3.0 ms) and keep it; so do one-lane blocks (scalar). (Walking the normalization from a rotated start, to
 // keep its stores away from the loads' page offsets, measured slower at every offset: 4K aliasing
 // is not what limits this loop.)
 
@@ -19,6 +21,15 @@
 // purpose: add_row_centered_sums written on top of this object ran in-cache LayerNorm 5-8 % slower
 // (512x768 37.8-39.2 -> 41.1-42.1 us, 32x768 2.64-2.68 -> 2.78-2.82 us, alternated builds); the
 // bit-equality tests (test_large_paths.py, norm_check.hpp) keep the two in step.
+// load(p) at each use, never kept in a register: the address is opaque to the compiler. With 16
+// vector registers (AVX2) the loop's constants then come from L1 as memory operands instead of
+// pushing an accumulator out to the stack.
+template <class T>
+SIMDNORM_ALWAYS_INLINE Vec<T> opaque_load(const T* p) {
+    asm("" : "+r"(p));
+    return load(p);
+}
+
 template <class T>
 struct CenteredSumsInProgress {
     using V = Vec<T>;
@@ -27,9 +38,13 @@ struct CenteredSumsInProgress {
     std::size_t steps = 0;
     Acc<T> total_d{}, total_dd{};
 
+    const T* pivot_lanes = nullptr;  // c in every lane, read from memory when registers are few
+
+    SIMDNORM_ALWAYS_INLINE V pivot() const { return kVectorRegisters >= 32 ? c : opaque_load(pivot_lanes); }
     SIMDNORM_ALWAYS_INLINE void step(const T* p) {  // the 4L elements at p
-        const V a0 = load(p) - c, a1 = load(p + L) - c;
-        const V a2 = load(p + 2 * L) - c, a3 = load(p + 3 * L) - c;
+        const V c_lanes = pivot();
+        const V a0 = load(p) - c_lanes, a1 = load(p + L) - c_lanes;
+        const V a2 = load(p + 2 * L) - c_lanes, a3 = load(p + 3 * L) - c_lanes;
         d0 = d0 + a0;
         d1 = d1 + a1;
         d2 = d2 + a2;
@@ -90,7 +105,7 @@ SIMDNORM_ALWAYS_INLINE Vec<T> layer_norm_value(const T* x, std::size_t i, std::s
     return t;
 }
 
-template <class T, bool HasWeight, bool HasBias>
+template <class T, bool HasWeight, bool HasBias, bool Stream>
 void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
@@ -98,51 +113,75 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     const std::size_t n = a.mid;
     const double count = static_cast<double>(n);
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
+    // Locals, not a.weight / a.bias in the loop: the vector stores to y may alias `a` as far as the
+    // compiler knows, and it reloaded both pointers after every store (two loads per vector).
+    const T* const weight = a.weight;
+    const T* const bias = a.bias;
     alignas(64) T pivot_lanes[L];
     RowStats current = layer_norm_row_stats(row_x(0), n, a.eps);
+    // Pivots are taken a row earlier than the sums that use them: the pivot's load and its scalar
+    // chain then complete during the previous row's loop instead of holding up this row's sums.
+    T next_pivot = a.outer > 1 ? pivot_estimate(row_x(1), n) : T(0);
     for (std::size_t o = 0; o < a.outer; ++o) {
         if (a.mean) a.mean[o] = static_cast<T>(current.mean);
         if (a.rstd) a.rstd[o] = static_cast<T>(current.rstd);
-        prefetch_row_ahead(a, o);
+        if (Stream) prefetch_row_ahead(a, o);
         const T* x = row_x(o);
         T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
         const T pivot = static_cast<T>(current.mean);
         const T shift = static_cast<T>(-(current.mean - static_cast<double>(pivot)) * current.rstd);
         if (o + 1 == a.outer) {
-            normalize_row<T, true, HasWeight, HasBias>(x, y, n, pivot, static_cast<T>(current.rstd), shift, a.weight,
-                                                      a.bias, true);
+            normalize_row<T, true, HasWeight, HasBias>(x, y, n, pivot, static_cast<T>(current.rstd), shift, weight,
+                                                      bias, Stream);
             break;
         }
         const V c = splat(pivot), r = splat(static_cast<T>(current.rstd)), s = splat(shift);
+        alignas(64) T row_pivot_lanes[L];
+        store(row_pivot_lanes, c);
         const T* next = row_x(o + 1);
         // Whole vectors of y from `head` on are aligned for the non-temporal stores.
-        const std::size_t head = min_size(elements_to_vector_boundary(y), n);
+        const std::size_t head = Stream ? min_size(elements_to_vector_boundary(y), n) : 0;
         const std::size_t blocks = (n - head) / B, steps = n / B;
-        const T next_pivot = pivot_estimate(next, n);
         store(pivot_lanes, splat(next_pivot));
+        const T pivot_after = o + 2 < a.outer ? pivot_estimate(row_x(o + 2), n) : T(0);
         CenteredSumsInProgress<T> sums;
         sums.c = load(pivot_lanes);
+        sums.pivot_lanes = pivot_lanes;
         for (std::size_t k = 0; k < steps || k < blocks; ++k) {
             if (k < steps) sums.step(next + k * B);
             if (k < blocks) {
                 const std::size_t i = head + k * B;
                 for (std::size_t v = 0; v < 4; ++v) {
-                    store_stream(y + i + v * L,
-                                 layer_norm_value<T, HasWeight, HasBias, true>(x, i + v * L, L, c, r, s, a.weight, a.bias));
+                    const V c_lanes = kVectorRegisters >= 32 ? c : opaque_load(row_pivot_lanes);
+                    const V value = layer_norm_value<T, HasWeight, HasBias, Stream>(x, i + v * L, L, c_lanes, r, s, weight, bias);
+                    if (Stream) {
+                        store_stream(y + i + v * L, value);
+                    } else {
+                        store(y + i + v * L, value);
+                    }
                 }
             }
         }
         if (head != 0) {
             store_stream_partial(
-                y, layer_norm_value<T, HasWeight, HasBias>(x, 0, head, c, r, s, a.weight, a.bias), head);
+                y, layer_norm_value<T, HasWeight, HasBias>(x, 0, head, c, r, s, weight, bias), head);
         }
         std::size_t i = head + blocks * B;
         for (; i + L <= n; i += L) {
-            store_stream(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, a.weight, a.bias));
+            const V value = layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, weight, bias);
+            if (Stream) {
+                store_stream(y + i, value);
+            } else {
+                store(y + i, value);
+            }
         }
         if (i < n) {
-            store_stream_partial(
-                y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, n - i, c, r, s, a.weight, a.bias), n - i);
+            const V value = layer_norm_value<T, HasWeight, HasBias>(x, i, n - i, c, r, s, weight, bias);
+            if (Stream) {
+                store_stream_partial(y + i, value, n - i);
+            } else {
+                store_partial(y + i, value, n - i);
+            }
         }
         double sum_d = 0.0, sum_dd = 0.0;
         sums.finish(next, steps * B, n, pivot_lanes, &sum_d, &sum_dd);
@@ -151,6 +190,7 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
             moments = chunk_moments(next, n);  // same rejection, then its corrected two-pass
         }
         current = {moments.mean, inverse_std(moments.m2, count, a.eps)};
+        next_pivot = pivot_after;
     }
 }
 
@@ -162,10 +202,28 @@ bool interleaved_rows_apply(const NormArgs<T>& a) {
            a.outer > 0 && a.mid > 0 && a.mid <= kRowChunk && reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0;
 }
 
+// Whether cached rows (normal stores) take layer_norm_rows_interleaved: with 16 vector registers
+// (AVX2), rows wider than a row block (row_blocks.inl takes the narrower) and at most 4 KiB (row
+// o, row o + 1 and y's row stay in L1; through Python 256x2048 measured 10 % slower, 32x4096 7 %),
+// and at least kInterleavedCachedBytes of x, beyond L2. There the rows stream from L3 and overlapping
+// one row's stores with the next row's loads beat the row pairs of layer_norm_row_groups (Zen 3,
+// C++ loop, alternated in one process: 512x768 134 -> 122 us, 1024x512 218 -> 188, 256x2048 153
+// -> 144, 64x1024 21.3 -> 19.6); below it they were level or slower (32x768 8.6 -> 8.8, 8x4096
+// 9.7 -> 10.1). AVX-512 keeps the row pairs: there this loop was slower in cache (tuning log 15).
+constexpr std::size_t kInterleavedCachedBytes = std::size_t(256) << 10;
+constexpr std::size_t kInterleavedCachedRowBytes = std::size_t(4) << 10;
+static_assert(kInterleavedCachedRowBytes / sizeof(double) <= kRowChunk, "rows of one chunk (chunk_moments)");
 template <class T>
+bool interleaved_cached_rows_apply(const NormArgs<T>& a) {
+    return kVectorRegisters < 32 && Vec<T>::lanes > 1 && !a.stream_output && !a.stats_in && !a.stats_out &&
+           a.outer >= 2 && a.mid * sizeof(T) > kRowBlockMaxBytes && a.mid * sizeof(T) <= kInterleavedCachedRowBytes &&
+           a.outer * a.mid * sizeof(T) >= kInterleavedCachedBytes;
+}
+
+template <class T, bool Stream>
 void layer_norm_rows_interleaved_affine(const NormArgs<T>& a) {
-    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true>(a);
-    if (a.weight) return layer_norm_rows_interleaved<T, true, false>(a);
-    if (a.bias) return layer_norm_rows_interleaved<T, false, true>(a);
-    layer_norm_rows_interleaved<T, false, false>(a);
+    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true, Stream>(a);
+    if (a.weight) return layer_norm_rows_interleaved<T, true, false, Stream>(a);
+    if (a.bias) return layer_norm_rows_interleaved<T, false, true, Stream>(a);
+    layer_norm_rows_interleaved<T, false, false, Stream>(a);
 }

@@ -252,8 +252,8 @@ void layer_norm_write_rows(const NormArgs<T>& a, std::size_t o, std::size_t rows
     }
 }
 
-#include "generic/interleaved_rows.inl"
 #include "generic/row_blocks.inl"
+#include "generic/interleaved_rows.inl"  // after row_blocks.inl: kRowBlockMaxBytes
 #include "generic/channel_block_moments.inl"
 #include "generic/column_strips.inl"
 
@@ -285,7 +285,11 @@ void layer_norm_rows(const NormArgs<T>& a) {
         return;
     }
     if (interleaved_rows_apply(a)) {  // streamed (interleaved_rows.inl)
-        layer_norm_rows_interleaved_affine(a);
+        layer_norm_rows_interleaved_affine<T, true>(a);
+        return;
+    }
+    if (interleaved_cached_rows_apply(a)) {  // AVX2, rows beyond L2 (interleaved_rows.inl)
+        layer_norm_rows_interleaved_affine<T, false>(a);
         return;
     }
     // Streamed (DRAM-sized) outputs that interleaved_rows_apply leaves keep the plain loop at the
@@ -593,18 +597,23 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         // 14.1-14.5 with x's loads aligned, 16.5-17.0 with y's stores aligned; x 16, y 0: 14.3-14.6,
         // 13.4-13.6, 13.8-14.3.
         const std::size_t head = aligned_head(a.x, a.mid, a.x_outer_stride);
+        // Locals, as in the channels-first loop below: read through `a`, these pointers were
+        // reloaded after every store to y (two or three loads more per vector).
+        const T* const center_row = a.center;
+        const T* const scale_row = a.scale;
+        const T* const offset_row = a.offset;
         for (std::size_t o = 0; o < a.outer; ++o) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
             T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
             if (a.stream_output) {
                 write_run(y, a.mid, true, [&](std::size_t i, std::size_t n) {
                     if (n == L) {
-                        const V xv = Centered ? load_streaming(x + i) - load(a.center + i) : load_streaming(x + i);
-                        return mul_add(xv, load(a.scale + i), load(a.offset + i));
+                        const V xv = Centered ? load_streaming(x + i) - load(center_row + i) : load_streaming(x + i);
+                        return mul_add(xv, load(scale_row + i), load(offset_row + i));
                     }
                     const V xv =
-                        Centered ? load_partial(x + i, n) - load_partial(a.center + i, n) : load_partial(x + i, n);
-                    return mul_add(xv, load_partial(a.scale + i, n), load_partial(a.offset + i, n));
+                        Centered ? load_partial(x + i, n) - load_partial(center_row + i, n) : load_partial(x + i, n);
+                    return mul_add(xv, load_partial(scale_row + i, n), load_partial(offset_row + i, n));
                 });
                 continue;
             }
@@ -612,8 +621,8 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
                 const T* x1 = x + a.x_outer_stride;
                 T* y1 = y + a.y_outer_stride;
                 auto step = [&](std::size_t i, std::size_t n) {
-                    const V scale = load_part(a.scale + i, n), offset = load_part(a.offset + i, n);
-                    const V center = Centered ? load_part(a.center + i, n) : V{};
+                    const V scale = load_part(scale_row + i, n), offset = load_part(offset_row + i, n);
+                    const V center = Centered ? load_part(center_row + i, n) : V{};
                     const V x0v = Centered ? load_part(x + i, n) - center : load_part(x + i, n);
                     const V x1v = Centered ? load_part(x1 + i, n) - center : load_part(x1 + i, n);
                     store_part(y + i, mul_add(x0v, scale, offset), n);
@@ -624,8 +633,8 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
                 continue;
             }
             for_aligned_vectors<T>(head, a.mid, [&](std::size_t i, std::size_t n) {
-                const V xv = Centered ? load_part(x + i, n) - load_part(a.center + i, n) : load_part(x + i, n);
-                store_part(y + i, mul_add(xv, load_part(a.scale + i, n), load_part(a.offset + i, n)), n);
+                const V xv = Centered ? load_part(x + i, n) - load_part(center_row + i, n) : load_part(x + i, n);
+                store_part(y + i, mul_add(xv, load_part(scale_row + i, n), load_part(offset_row + i, n)), n);
             });
         }
         return;
