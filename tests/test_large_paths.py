@@ -107,14 +107,14 @@ def test_streamed_layer_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype, a
 )
 @pytest.mark.parametrize("affine", ["wb", "w", "b", "none"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_cached_rows_beyond_l2_equal_each_row_alone_bitwise(isa, cols, dtype, affine, threads):
-    """Batches of wide rows with more than 256 KiB of x in one task (1 thread: the whole batch):
-    on AVX2 these rows take the loop that sums row o + 1 while writing row o
-    (interleaved_cached_rows_apply); 2 threads split them into smaller tasks that do not. Every
-    row, its mean and rstd must have the bits of the same row normalized alone (the single-row
-    path), in place too, for the rows that take every branch of that loop."""
+def test_cached_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, affine, threads):
+    """Batches of wide rows, more x than L1 holds, at 1 thread (one task) and 2 (tasks of about
+    128 KiB): on AVX2 these rows take the loop that sums row o + 1 while writing row o
+    (interleaved_cached_rows_apply). Every row, its mean and rstd must have the bits of the same
+    row normalized alone (the single-row path), in place too, for the rows that take every branch
+    of that loop."""
     itemsize = np.dtype(dtype).itemsize
-    rows = (300 << 10) // (cols * itemsize) + 11  # past the 256 KiB threshold
+    rows = (300 << 10) // (cols * itemsize) + 11
     x = _streamed_rows_case(rows, cols, dtype, seed=cols + 7)
     rng = np.random.default_rng(2)
     w = rng.uniform(0.5, 2, cols).astype(dtype) if affine in ("wb", "w") else None

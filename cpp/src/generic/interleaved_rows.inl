@@ -205,19 +205,21 @@ bool interleaved_rows_apply(const NormArgs<T>& a) {
 // Whether cached rows (normal stores) take layer_norm_rows_interleaved: with 16 vector registers
 // (AVX2), rows wider than a row block (row_blocks.inl takes the narrower) and at most 4 KiB (row
 // o, row o + 1 and y's row stay in L1; through Python 256x2048 measured 10 % slower, 32x4096 7 %),
-// and at least kInterleavedCachedBytes of x, beyond L2. There the rows stream from L3 and overlapping
-// one row's stores with the next row's loads beat the row pairs of layer_norm_row_groups (Zen 3,
-// C++ loop, alternated in one process: 512x768 134 -> 122 us, 1024x512 218 -> 188, 256x2048 153
-// -> 144, 64x1024 21.3 -> 19.6); below it they were level or slower (32x768 8.6 -> 8.8, 8x4096
-// 9.7 -> 10.1). AVX-512 keeps the row pairs: there this loop was slower in cache (tuning log 15).
-constexpr std::size_t kInterleavedCachedBytes = std::size_t(256) << 10;
+// and more x than L1 holds (kInterleavedCachedBytes). There the rows come from L2 or L3, and
+// overlapping one row's stores with the next row's loads beat the row pairs of
+// layer_norm_row_groups. Zen 3, C++ loop, alternated in one process, µs, pairs / interleaved:
+// 1 thread 512x768 134 / 122, 1024x512 218 / 188, 64x1024 21.3 / 19.6, 64x768 17.7 / 16.3,
+// 32x768 8.4 / 8.2; 2 threads (tasks of ~128 KiB) 512x768 68.8 / 65.7, 256x1024 45.2 / 42.2;
+// 8x768 2.2 / 2.3, 2x768 0.6 / 0.7. AVX-512 keeps the row pairs: there this loop measured slower
+// in cache (tuning log 15), before the reloads of weight and bias were removed; not re-measured.
+constexpr std::size_t kInterleavedCachedBytes = std::size_t(32) << 10;
 constexpr std::size_t kInterleavedCachedRowBytes = std::size_t(4) << 10;
 static_assert(kInterleavedCachedRowBytes / sizeof(double) <= kRowChunk, "rows of one chunk (chunk_moments)");
 template <class T>
 bool interleaved_cached_rows_apply(const NormArgs<T>& a) {
     return kVectorRegisters < 32 && Vec<T>::lanes > 1 && !a.stream_output && !a.stats_in && !a.stats_out &&
            a.outer >= 2 && a.mid * sizeof(T) > kRowBlockMaxBytes && a.mid * sizeof(T) <= kInterleavedCachedRowBytes &&
-           a.outer * a.mid * sizeof(T) >= kInterleavedCachedBytes;
+           a.outer * a.mid * sizeof(T) > kInterleavedCachedBytes;
 }
 
 template <class T, bool Stream>

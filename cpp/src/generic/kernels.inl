@@ -288,7 +288,7 @@ void layer_norm_rows(const NormArgs<T>& a) {
         layer_norm_rows_interleaved_affine<T, true>(a);
         return;
     }
-    if (interleaved_cached_rows_apply(a)) {  // AVX2, rows beyond L2 (interleaved_rows.inl)
+    if (interleaved_cached_rows_apply(a)) {  // AVX2, more x than L1 holds (interleaved_rows.inl)
         layer_norm_rows_interleaved_affine<T, false>(a);
         return;
     }
