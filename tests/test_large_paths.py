@@ -142,6 +142,43 @@ def test_cached_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, af
     )
 
 
+@pytest.mark.parametrize(
+    "cols, dtype",
+    [(257, np.float32), (768, np.float32), (1000, np.float32), (1024, np.float32), (509, np.float64)],
+)
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cached_rms_norm_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, weighted, threads):
+    """RMSNorm's counterpart of the test above (rms_norm_rows_interleaved on AVX2): every row
+    equals the row alone, in place too; a row of huge values whose float squares overflow
+    takes the double fallback of the sum of squares, a zero row gives zeros."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = (300 << 10) // (cols * itemsize) + 11
+    rng = np.random.default_rng(cols + 3)
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    x[5] *= 1e25 if dtype == np.float32 else 1e160  # squares overflow the T-precision partial sums
+    x[6] = 0.0
+    x[7, cols // 2] = np.nan
+    x[8] += 1e6
+    w = rng.uniform(0.5, 2, cols).astype(dtype) if weighted else None
+    before = simdnorm.get_num_threads()
+    simdnorm.set_num_threads(threads)
+    try:
+        y = simdnorm.rms_norm(x, w)
+        in_place = x.copy()
+        assert simdnorm.rms_norm(in_place, w, out=in_place) is in_place
+    finally:
+        simdnorm.set_num_threads(before)
+    for r in range(rows):
+        np.testing.assert_array_equal(y[r : r + 1], simdnorm.rms_norm(x[r : r + 1], w))
+    np.testing.assert_array_equal(in_place, y)
+    assert np.isnan(y[7]).all() and not np.isnan(y[5]).any() and (y[6] == 0).all()
+    finite = ~np.isnan(y).any(axis=1)
+    np.testing.assert_allclose(
+        y[finite], reference.rms_norm(x, w)[finite], rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("cols, dtype", [(1000, np.float32), (1024, np.float32), (515, np.float64)])
 def test_streamed_rms_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype):
     """Streamed rows write the partial vectors at each end with element-wise non-temporal stores:

@@ -1,5 +1,6 @@
-// LayerNorm rows with the next row's statistics inside this row's normalization loop. Included
-// by generic/kernels.inl after layer_norm_row_stats.
+// LayerNorm rows with the next row's statistics inside this row's normalization loop (and, at the
+// end, RMSNorm rows in cache with the next row's sum of squares). Included by generic/kernels.inl
+// after layer_norm_row_stats and row_blocks.inl.
 //
 // Row o is normalized in the same loop that takes row o + 1's centered sums, one 4-vector block
 // of each per iteration. One after the other, each row's reduction and its divide / square-root
@@ -202,10 +203,11 @@ bool interleaved_rows_apply(const NormArgs<T>& a) {
            a.outer > 0 && a.mid > 0 && a.mid <= kRowChunk && reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0;
 }
 
-// Whether cached rows (normal stores) take layer_norm_rows_interleaved: with 16 vector registers
-// (AVX2), rows wider than a row block (row_blocks.inl takes the narrower) and at most 4 KiB (row
-// o, row o + 1 and y's row stay in L1; through Python 256x2048 measured 10 % slower, 32x4096 7 %),
-// and more x than L1 holds (kInterleavedCachedBytes). There the rows come from L2 or L3, and
+// Whether cached rows (normal stores) take layer_norm_rows_interleaved (RMSNorm:
+// rms_norm_rows_interleaved, below): with 16 vector registers (AVX2), rows wider than a row block
+// (row_blocks.inl takes the narrower) and at most 4 KiB (row o, row o + 1 and y's row stay in L1;
+// through Python LayerNorm 256x2048 measured 10 % slower, 32x4096 7 %), and more x than L1 holds
+// (kInterleavedCachedBytes). There the rows come from L2 or L3, and
 // overlapping one row's stores with the next row's loads beat the row pairs of
 // layer_norm_row_groups. Zen 3, C++ loop, alternated in one process, µs, pairs / interleaved:
 // 1 thread 512x768 134 / 122, 1024x512 218 / 188, 64x1024 21.3 / 19.6, 64x768 17.7 / 16.3,
@@ -228,4 +230,89 @@ void layer_norm_rows_interleaved_affine(const NormArgs<T>& a) {
     if (a.weight) return layer_norm_rows_interleaved<T, true, false, Stream>(a);
     if (a.bias) return layer_norm_rows_interleaved<T, false, true, Stream>(a);
     layer_norm_rows_interleaved<T, false, false, Stream>(a);
+}
+
+// row_sum_squares(p, n) taken one 4-vector step at a time, then finished: the same chains, flushes
+// and tail, so the same bits (test_large_paths.py compares each row with the row alone).
+template <class T>
+struct SumSquaresInProgress {
+    using V = Vec<T>;
+    static constexpr std::size_t L = V::lanes;
+    V s0{}, s1{}, s2{}, s3{};
+    std::size_t steps = 0;
+    Acc<T> total{};
+
+    SIMDNORM_ALWAYS_INLINE void step(const T* p) {  // the 4L elements at p
+        const V a0 = load(p), a1 = load(p + L), a2 = load(p + 2 * L), a3 = load(p + 3 * L);
+        s0 = mul_add(a0, a0, s0);
+        s1 = mul_add(a1, a1, s1);
+        s2 = mul_add(a2, a2, s2);
+        s3 = mul_add(a3, a3, s3);
+        if (++steps == kFlushSteps) flush();
+    }
+    SIMDNORM_ALWAYS_INLINE void flush() {
+        acc_add(total, (s0 + s1) + (s2 + s3));
+        s0 = s1 = s2 = s3 = V{};
+        steps = 0;
+    }
+    // The rest of the row from element i (after its whole 4-vector steps), as row_sum_squares.
+    SIMDNORM_ALWAYS_INLINE double finish(const T* p, std::size_t i, std::size_t n) {
+        if (steps != 0) flush();
+        V s{};
+        for (; i + L <= n; i += L) {
+            const V a = load(p + i);
+            s = mul_add(a, a, s);
+        }
+        if (i < n) {
+            const V a = load_partial(p + i, n - i);
+            s = mul_add(a, a, s);
+        }
+        acc_add(total, s);
+        const double result = acc_reduce(total);
+        return is_finite(result) ? result : exact_sum_squares(p, n, 1);
+    }
+};
+
+// RMSNorm rows in cache with row o + 1's sum of squares inside row o's normalization loop: the
+// counterpart of layer_norm_rows_interleaved for AVX2 rows beyond L1 (interleaved_cached_rows_apply).
+// Zen 3, C++ loop, alternated in one process, µs, row pairs / interleaved: 1 thread 512x768 80.7 /
+// 68.6, 1024x512 144 / 110, 64x1024 15.8 / 12.9, 32x768 6.1 / 4.7; 2 threads 512x768 51.3 / 41.3.
+// (Streamed rows keep the plain loop: there this interleaving gained nothing, tuning log 16.)
+template <class T, bool HasWeight>
+void rms_norm_rows_interleaved(const NormArgs<T>& a) {
+    using V = Vec<T>;
+    constexpr std::size_t L = V::lanes;
+    constexpr std::size_t B = 4 * L;  // elements per block
+    const std::size_t n = a.mid;
+    const double count = static_cast<double>(n);
+    auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
+    const T* const weight = a.weight;  // a local: see layer_norm_rows_interleaved
+    auto value = [&](const T* x, std::size_t i, std::size_t valid, V r) {
+        const bool full = valid == L;
+        const V t = (full ? load(x + i) : load_partial(x + i, valid)) * r;
+        return HasWeight ? t * (full ? load(weight + i) : load_partial(weight + i, valid)) : t;
+    };
+    double rstd = 1.0 / std::sqrt(row_sum_squares(row_x(0), n) / count + a.eps);
+    for (std::size_t o = 0; o < a.outer; ++o) {
+        if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
+        const T* x = row_x(o);
+        T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
+        const V r = splat(static_cast<T>(rstd));
+        const std::size_t steps = n / B;
+        if (o + 1 == a.outer) {
+            normalize_row<T, false, HasWeight, false>(x, y, n, T(0), static_cast<T>(rstd), T(0), weight, nullptr, false);
+            break;
+        }
+        const T* next = row_x(o + 1);
+        SumSquaresInProgress<T> sums;
+        for (std::size_t k = 0; k < steps; ++k) {
+            sums.step(next + k * B);
+            const std::size_t i = k * B;
+            for (std::size_t v = 0; v < 4; ++v) store(y + i + v * L, value(x, i + v * L, L, r));
+        }
+        std::size_t i = steps * B;
+        for (; i + L <= n; i += L) store(y + i, value(x, i, L, r));
+        if (i < n) store_partial(y + i, value(x, i, n - i, r), n - i);
+        rstd = 1.0 / std::sqrt(sums.finish(next, steps * B, n) / count + a.eps);
+    }
 }

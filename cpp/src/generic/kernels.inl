@@ -394,6 +394,14 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
 
 template <class T>
 void rms_norm_rows(const NormArgs<T>& a) {
+    if (interleaved_cached_rows_apply(a)) {  // AVX2, more x than L1 holds (interleaved_rows.inl)
+        if (a.weight) {
+            rms_norm_rows_interleaved<T, true>(a);
+        } else {
+            rms_norm_rows_interleaved<T, false>(a);
+        }
+        return;
+    }
     if (a.weight && !a.stats_in && !a.stats_out && !a.stream_output && a.outer >= kRowGroup) {
         rms_norm_row_groups(a);
         return;
