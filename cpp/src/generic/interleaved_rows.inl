@@ -9,28 +9,30 @@
 // step, so every row gets the same bits as on the other paths.
 //
 // Taken for DRAM-sized outputs with 32 vector registers (non-temporal stores; 8192x1024 out=
-// ~1.4x -> ~1.05x the time of np.copyto), and with 16 (AVX2) for cached rows beyond L2
-// (interleaved_cached_rows_apply). Narrow rows in cache take row_blocks.inl, which overlaps the
-// rows' chains by taking each step over a block of rows. The loop keeps ~16 vectors live; with 16
-// registers the two pivots are read from L1 at each use (opaque_load) so that no accumulator
-// spills. Before that, AVX2 streamed rows ran slower than the plain loop (8192x1024 out= 2.2-2.4
-// -> 2.9-3.0 ms) and keep it; so do one-lane blocks (scalar). (Walking the normalization from a rotated start, to
-// keep its stores away from the loads' page offsets, measured slower at every offset: 4K aliasing
-// is not what limits this loop.)
+// ~1.4x -> ~1.05x the time of np.copyto), and with 16 (AVX2) for cached batches larger than L1
+// (interleaved_cached_rows_apply). Other rows in cache take row_blocks.inl, which overlaps the
+// rows' chains by taking each step over a block of rows, or the row pairs of kernels.inl. The loop
+// keeps ~16 vectors live; with 16 registers the two pivots are read from L1 at each use
+// (opaque_load) so that no accumulator spills. Before that, AVX2 streamed rows ran slower than the
+// plain loop (8192x1024 out= 2.2-2.4 -> 2.9-3.0 ms) and keep it; so do one-lane blocks (scalar).
+// (Walking the normalization from a rotated start, to keep its stores away from the loads' page
+// offsets, measured slower at every offset: 4K aliasing is not what limits this loop.)
+
+// load(p) at each use, never kept in a register: the address is opaque to the compiler. With 16
+// vector registers (AVX2) the loops' constants then come from L1 as memory operands instead of
+// pushing an accumulator out to the stack (bench/README.md tuning log 28).
+template <class T>
+SIMDNORM_ALWAYS_INLINE Vec<T> opaque_load(const T* p) {
+#if defined(__GNUC__)
+    asm("" : "+r"(p));
+#endif
+    return load(p);
+}
 
 // add_row_centered_sums(p, n, ...) taken one 4-vector step at a time, then finished. A copy on
 // purpose: add_row_centered_sums written on top of this object ran in-cache LayerNorm 5-8 % slower
 // (512x768 37.8-39.2 -> 41.1-42.1 us, 32x768 2.64-2.68 -> 2.78-2.82 us, alternated builds); the
 // bit-equality tests (test_large_paths.py, norm_check.hpp) keep the two in step.
-// load(p) at each use, never kept in a register: the address is opaque to the compiler. With 16
-// vector registers (AVX2) the loop's constants then come from L1 as memory operands instead of
-// pushing an accumulator out to the stack.
-template <class T>
-SIMDNORM_ALWAYS_INLINE Vec<T> opaque_load(const T* p) {
-    asm("" : "+r"(p));
-    return load(p);
-}
-
 template <class T>
 struct CenteredSumsInProgress {
     using V = Vec<T>;
@@ -154,7 +156,8 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
                 const std::size_t i = head + k * B;
                 for (std::size_t v = 0; v < 4; ++v) {
                     const V c_lanes = kVectorRegisters >= 32 ? c : opaque_load(row_pivot_lanes);
-                    const V value = layer_norm_value<T, HasWeight, HasBias, Stream>(x, i + v * L, L, c_lanes, r, s, weight, bias);
+                    const V value =
+                        layer_norm_value<T, HasWeight, HasBias, Stream>(x, i + v * L, L, c_lanes, r, s, weight, bias);
                     if (Stream) {
                         store_stream(y + i + v * L, value);
                     } else {
@@ -300,7 +303,8 @@ void rms_norm_rows_interleaved(const NormArgs<T>& a) {
         const V r = splat(static_cast<T>(rstd));
         const std::size_t steps = n / B;
         if (o + 1 == a.outer) {
-            normalize_row<T, false, HasWeight, false>(x, y, n, T(0), static_cast<T>(rstd), T(0), weight, nullptr, false);
+            normalize_row<T, false, HasWeight, false>(x, y, n, T(0), static_cast<T>(rstd), T(0), weight, nullptr,
+                                                      false);
             break;
         }
         const T* next = row_x(o + 1);
