@@ -295,7 +295,8 @@ void layer_norm_rows(const NormArgs<T>& a) {
     // Streamed (DRAM-sized) outputs that interleaved_rows_apply leaves keep the plain loop at the
     // end: the look-ahead order below measured slower there (1.9 -> 2.2 ms at 8192x1024 out=).
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
-        // One row, or rows longer than a chunk. Statistics one row ahead: the reduction of row
+        // One row, or rows the paths above leave (wider than a row block: with AVX-512, or AVX2
+        // rows over 4 KiB or batches within L1). Statistics one row ahead: the reduction of row
         // o + 1 runs while the square root and division of row o complete, instead of the
         // normalization waiting on them.
         if (a.weight && a.outer >= kRowGroup) {
