@@ -52,14 +52,12 @@ bool find_nonfinite(const T* x, std::size_t rows, std::ptrdiff_t row_stride, std
 
 // One sample through the active ISA's loops (AVX2 on AVX2 / AVX-512 machines, the baseline build
 // otherwise; SIMDNORM_ISA / use_isa() apply). y == nullptr: update only.
-bool use_avx2() noexcept {
 #if SIMDNORM_HAVE_AVX2
+bool use_avx2() noexcept {
     const Isa isa = active_isa();
     return isa == Isa::avx2 || isa == Isa::avx512;
-#else
-    return false;
-#endif
 }
+#endif
 
 void welford_step(const float* x, float* y, double* mean, double* m2, std::size_t n, std::int64_t c, double eps) noexcept {
 #if SIMDNORM_HAVE_AVX2

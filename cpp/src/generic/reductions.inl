@@ -655,7 +655,9 @@ SIMDNORM_ALWAYS_INLINE void accept_tile_lanes(const T* p, std::size_t vectors, s
         m2[k] = lane_m2;
     }
     if (all_accepted) return;
-    alignas(64) double exact_mean[W], exact_m2[W];
+    // Zeroed only to quiet GCC's -Wmaybe-uninitialized (rows > 0: tile_moments_two_pass writes
+    // every lane); this is the rare rejected path.
+    alignas(64) double exact_mean[W] = {}, exact_m2[W] = {};
     tile_moments_two_pass(p, vectors, last_lanes, rows, stride, exact_mean, exact_m2);
     for (std::size_t k = 0; k < lanes; ++k) {
         if (!accepted[k]) {
