@@ -58,10 +58,10 @@ def test_streamed_output_matches_small_calls(isa, offset):
     np.testing.assert_array_equal(y4[3:4], simdnorm.batch_norm(x4[3:4], rm, rv, w[:256], b[:256]))
 
 
-def _streamed_rows_case(rows, cols, dtype, seed):
-    """x with the rows that exercise every branch of the streamed LayerNorm loop: ordinary rows, a
-    row whose first elements are far from its mean (the one-pass pivot is rejected), a constant
-    row, a NaN row, a row at a large offset."""
+def _interleaved_rows_case(rows, cols, dtype, seed):
+    """x with the rows that exercise every branch of the interleaved LayerNorm loop (streamed or
+    cached): ordinary rows, a row whose first elements are far from its mean (the one-pass pivot
+    is rejected), a constant row, a NaN row, a row at a large offset."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, cols)).astype(dtype)
     x[5, :16] += 50.0  # pivot from the first 16 elements sits far from the row mean
@@ -83,7 +83,7 @@ def test_streamed_layer_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype, a
     time below the streaming threshold."""
     itemsize = np.dtype(dtype).itemsize
     rows = (17 << 20) // (cols * itemsize) + 3  # a little over the 16 MiB streaming threshold
-    x = _streamed_rows_case(rows, cols, dtype, seed=cols)
+    x = _interleaved_rows_case(rows, cols, dtype, seed=cols)
     rng = np.random.default_rng(1)
     w = rng.uniform(0.5, 2, cols).astype(dtype) if affine in ("wb", "w") else None
     b = rng.uniform(-1, 1, cols).astype(dtype) if affine in ("wb", "b") else None
@@ -115,7 +115,7 @@ def test_cached_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, af
     of that loop."""
     itemsize = np.dtype(dtype).itemsize
     rows = (300 << 10) // (cols * itemsize) + 11
-    x = _streamed_rows_case(rows, cols, dtype, seed=cols + 7)
+    x = _interleaved_rows_case(rows, cols, dtype, seed=cols + 7)
     rng = np.random.default_rng(2)
     w = rng.uniform(0.5, 2, cols).astype(dtype) if affine in ("wb", "w") else None
     b = rng.uniform(-1, 1, cols).astype(dtype) if affine in ("wb", "b") else None
@@ -199,7 +199,7 @@ def test_streamed_rms_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype):
 
 def test_streamed_layer_norm_in_place(isa):
     """out=x: each row is written after its statistics and before nothing else reads it."""
-    x = _streamed_rows_case(4400, 1024, np.float32, seed=3)
+    x = _interleaved_rows_case(4400, 1024, np.float32, seed=3)
     expected = simdnorm.layer_norm(x)
     simdnorm.layer_norm(x, out=x)
     np.testing.assert_array_equal(x, expected)
