@@ -363,16 +363,16 @@ TEST_SUITE("batch_norm_train") {
 
     // Small channels run in blocks (channel_blocks.inl): many channels, so whole blocks and a
     // partial last one, blocks of 16 channels down to 1 (channel bytes up to kChannelBlockMaxBytes
-    // and past it), written channel by channel or, with 16 runs or more of at most 256 bytes, by
-    // run (also channels of several statistics chunks, merged); 4-8 KiB channels pipelined on
-    // AVX-512 / NEON; every third channel's pivot far off, so accepted and fallback channels share
-    // a block.
+    // and past it), written channel by channel or by run (runs_taken_by_run: with 16 registers from
+    // 2 runs of up to 4 KiB, with 32 from 16 runs of up to 256 bytes; also channels of several
+    // statistics chunks, merged: 9 runs of 1000); 4-8 KiB channels pipelined on AVX-512 / NEON;
+    // every third channel's pivot far off, so accepted and fallback channels share a block.
     TEST_CASE_TEMPLATE("channel blocks: whole and partial blocks, mixed fallbacks", T, float, double) {
         std::uint64_t seed = 8700;
         const std::pair<std::size_t, std::size_t> shapes[] = {{1, 2},   {1, 16},   {1, 49},   {3, 17},
                                                               {4, 49},  {8, 196},  {2, 1000}, {1, 2048},
                                                               {1, 2049}, {16, 16}, {17, 3},   {32, 64}, {20, 33},
-                                                              {600, 16}, {260, 64}};
+                                                              {600, 16}, {260, 64}, {9, 1000}, {3, 1024}, {2, 1025}};
         for (const auto& [outer, inner] : shapes) {
             for (std::size_t mid : {1, 16, 37}) {
                 check_batch_norm_train<T>({outer, mid, inner, 1, 2, mid == 37, true, true, 0.0, 1e-5, 50.0, 3},

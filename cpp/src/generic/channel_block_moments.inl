@@ -22,11 +22,18 @@ struct ChannelRuns {
 // prefetcher, so a block of channels is read (and BatchNorm training's block written) run o of
 // every channel, then run o + 1, kByRunBlockBytes of x per block. BatchNorm training, C++ loop, us,
 // channel order -> run order: 32x512x4x4 172 -> 62, 64x128x4x4 89 -> 29, 256x64x4x4 189 -> 59,
-// 1024x64x4x4 830 -> 335. With 8 runs or fewer, or runs of 1 KiB, run order measured 0-10 %
-// slower. A block of 256 KiB (from L2) beat 32-128 KiB and 0.5-2 MiB; prefetching the next block,
-// or taking the sums run by run across the block (accumulators in memory), was slower.
-constexpr std::size_t kByRunMinRuns = 16;
-constexpr std::size_t kByRunMaxRunBytes = 256;
+// 1024x64x4x4 830 -> 335. A block of 256 KiB (from L2) beat 32-128 KiB and 0.5-2 MiB; prefetching
+// the next block, or taking the sums run by run across the block (accumulators in memory), was
+// slower.
+// The thresholds differ with the register file. With 32 registers (AVX-512 on Zen 4, where it was
+// measured; NEON) channels over 4 KiB are pipelined (kernels.inl), and run order with 8 runs or
+// fewer, or runs of 1 KiB, measured 0-10 % slower. With 16 (AVX2 on Zen 3, scalar) there is no
+// pipeline, and run order won from two runs of up to 4 KiB: AVX2 C++ loop, us, 8x256x14x14
+// 110-168 -> 91-136, 12x128x12x12 88 -> 66, 8x256x16x16 189 -> 111, 8x128x28x28 219 -> 190,
+// 2x256x14x14 and 4x64x32x32 level to 10 % faster; runs of 12-16 KiB were level, and the scalar
+// build level throughout (statistics alone: level, the gain is the writes in memory order).
+constexpr std::size_t kByRunMinRuns = kVectorRegisters >= 32 ? 16 : 2;
+constexpr std::size_t kByRunMaxRunBytes = kVectorRegisters >= 32 ? 256 : 4096;
 constexpr std::size_t kByRunBlockBytes = std::size_t(256) << 10;
 
 // Blocks of at least two channels: with one, run order is channel order, and batch_stats + the
