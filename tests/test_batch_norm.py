@@ -355,11 +355,14 @@ def test_batch_norm_training_channels_first_views_and_in_place(isa, rng, dtype, 
 
 # The fused kernel's paths for channels-first training, by shape (cpp/src/generic/channel_blocks.inl):
 # tiny channels in blocks of 16 and a partial block; 4-8 KiB channels (pipelined where the vector
-# registers allow); many short runs taken by run, in one statistics chunk and in several merged.
+# registers allow); runs taken by run (many short ones; with 16 vector registers also from 2 runs
+# of up to 4 KiB), in one statistics chunk and in several merged.
 FUSED_PATH_SHAPES = [
     (1, 37, 7, 7),
     (2, 19, 4, 4),
     (8, 20, 14, 14),
+    (3, 18, 16, 16),
+    (8, 17, 28, 28),
     (32, 21, 4, 4),
     (20, 5, 3, 11),
     (600, 3, 4, 4),

@@ -209,8 +209,19 @@ void check_placement_independent(std::size_t outer, std::size_t mid, std::size_t
 }  // namespace
 
 TEST_SUITE("batch_stats") {
-    // 16 runs or more of at most 256 bytes: a block of channels read run by run, one statistics
-    // chunk or several merged.
+    // A block of channels read run by run (runs_taken_by_run: 16 runs or more of at most 256 bytes
+    // with 32 vector registers; from 2 runs of up to 4 KiB with 16), one statistics chunk or
+    // several merged.
+    TEST_CASE_TEMPLATE("few runs of up to 4 KiB", T, float, double) {
+        std::uint64_t seed = 1700;
+        for (std::size_t outer : {2, 3, 8, 9}) {
+            for (std::size_t inner : {196, 1000, 1024, 1025}) {
+                check_batch_stats<T>({outer, 21, inner, 1, 1, outer == 3}, ++seed);
+                check_channel_alone<T>(outer, 21, inner, ++seed);
+            }
+        }
+    }
+
     TEST_CASE_TEMPLATE("many short runs", T, float, double) {
         std::uint64_t seed = 1500;
         for (std::size_t outer : {16, 33, 300, 600}) {
