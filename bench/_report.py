@@ -156,14 +156,18 @@ def render(results, args):
 # --compare and --plot
 
 
-def _load(path):
+def load_results(path):
+    """The results of a bench_norms.py --json file (or one result); ValueError when it is not one."""
     with open(path) as f:
         data = json.load(f)
-    return data.get("results", [data])
+    results = data.get("results", [data]) if isinstance(data, dict) else None
+    if not isinstance(results, list) or not all(isinstance(r, dict) and "rows" in r for r in results):
+        raise ValueError("not a bench_norms.py --json result")
+    return results
 
 
 def compare(old_path, new_path, threshold, fail):
-    old, new = _load(old_path), _load(new_path)
+    old, new = load_results(old_path), load_results(new_path)
 
     def index(results):
         out = {}

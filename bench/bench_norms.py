@@ -41,7 +41,7 @@ from _cases import (
 )
 from _machine import busy_cpu_seconds, cache_sizes, cpu_model, own_cpu_seconds
 from _peers import THREAD_ENV_VARS, OrtFactory, load_ort, load_torch, pin_threads
-from _report import compare, plot, render
+from _report import compare, load_results, plot, render
 from _timing import copy_ceilings, measure, measure_interleaved, one_thread, placed_empty
 
 # Nothing here may import numpy / torch at module level: thread counts are pinned first (main()).
@@ -86,6 +86,11 @@ def parse_args(argv):
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--_child-out", dest="child_out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    for path in args.compare or ():
+        try:
+            load_results(path)
+        except (OSError, ValueError) as exc:
+            p.error(f"--compare: cannot read {path}: {exc}")
     args.ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     bad = [o for o in args.ops if o not in OPS]
     if bad:

@@ -19,6 +19,7 @@ A missed 2-thread speed-up of an L3-sized case is set against the same run's np.
 threads over 1 (copy_scaling): below the target, bandwidth-bound work cannot reach it here.
 """
 
+import argparse
 import json
 import math
 import sys
@@ -372,11 +373,18 @@ def render(results):
 
 
 def main(argv):
-    if len(argv) != 1:
-        print(__doc__, file=sys.stderr)
-        return 2
-    with open(argv[0]) as f:
-        payload = json.load(f)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("results", help="a JSON file written by bench_norms.py --json")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.results) as f:
+            payload = json.load(f)
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read {args.results}: {exc}")
+    if not isinstance(payload, dict) or "results" not in payload:
+        parser.error(f"{args.results} is not a bench_norms.py --json result (no 'results' key)")
     print(render(payload["results"]))
     return 0
 

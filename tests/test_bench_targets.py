@@ -1,7 +1,10 @@
 """bench/targets.py: the issue's targets computed from a bench result (synthetic numbers here)."""
 
+import json
 import pathlib
 import sys
+
+import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 
@@ -180,3 +183,23 @@ def test_missed_speed_ups_of_l3_sized_cases_are_set_against_the_copy_scaling():
     two["ceilings"]["L3"]["GBps"] = 95.0  # 1.9x: the copy would allow the target
     line = next(x for x in targets.render([one, two]).splitlines() if "| batch_norm_eval 8x256x14x14 NCHW |" in x)
     assert "scales 1.90x" in line and "reachable in principle" in line
+
+
+def test_command_line_reports_bad_files_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        targets.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "results" in capsys.readouterr().out
+    for name, content in [("missing.json", None), ("bad.json", "{not json"), ("list.json", "[]")]:
+        path = tmp_path / name
+        if content is not None:
+            path.write_text(content)
+        with pytest.raises(SystemExit) as exit_info:
+            targets.main([str(path)])
+        assert exit_info.value.code == 2
+        assert str(path) in capsys.readouterr().err
+    good = tmp_path / "good.json"
+    one = _result(1, [_row("layer_norm 1x768", sn_avx512=0.5, torch=2.0)])
+    good.write_text(json.dumps({"results": [one]}))
+    assert targets.main([str(good)]) == 0
+    assert "Issue 4 targets" in capsys.readouterr().out
