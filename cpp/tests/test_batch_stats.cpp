@@ -124,7 +124,7 @@ void check_channel_alone(std::size_t outer, std::size_t mid, std::size_t inner, 
     }
 }
 
-// Channels-last x beyond 1 MiB is read kFlushSteps rows at a time across strips of columns
+// Channels-last x of 1 MiB or more is read kFlushSteps rows at a time across strips of columns
 // (column_strips.inl): every column must get the bits the column tiles give it, here from copies
 // of 64 columns (a multiple of every variant's tile) small enough for the tiles.
 template <class T>
@@ -261,12 +261,13 @@ TEST_SUITE("batch_stats") {
         check_placement_independent<T>(strips_outer, 130, 14, ++seed);  // beyond 1 MiB: strips
     }
 
-    TEST_CASE_TEMPLATE("channels-last beyond 1 MiB: strips of rows", T, float, double) {
+    TEST_CASE_TEMPLATE("channels-last from 1 MiB: strips of rows", T, float, double) {
         std::uint64_t seed = 2500;
         const std::size_t outer = sizeof(T) == sizeof(float) ? 2100 : 1100;
         for (std::size_t mid : {130, 700}) check_strips_match_tiles<T>(outer, mid, mid == 700, ++seed);
         check_batch_stats<T>({outer, 130, 1, 0, 3, false}, ++seed);
         check_batch_stats<T>({outer, 1100, 1, 0, 0, true, 1e6}, ++seed);
+        check_batch_stats<T>({(std::size_t(1) << 20) / (256 * sizeof(T)), 256, 1, 0, 0, false}, ++seed);  // exactly 1 MiB
     }
 
     TEST_CASE_TEMPLATE("large common offset and constant channels", T, float, double) {

@@ -7,9 +7,12 @@
 // few lines at a time, which the prefetchers and the TLB follow badly. strip_moments takes
 // kFlushSteps rows at a time across a whole strip instead (up to 2 KiB of each row), the double
 // totals kept in memory between row steps. C++ loop, AVX-512, float32: 512x1024 38.6 -> 28.2 us,
-// 4096x1024 390 -> 200, 100352x64 411 -> 377; 256x768 (786 KB, in L2) 8.2 -> 9.4, so x of at
-// most kStripMinBytes keeps the tiles. Per lane the operations and their order are tile_moments'
-// (pivot, float partial sums of kFlushSteps rows, widened, accept_tile_lanes): the same bits.
+// 4096x1024 390 -> 200, 100352x64 411 -> 377; 256x768 (786 KB, in L2) 8.2 -> 9.4, so x below
+// kStripMinBytes keeps the tiles. x of exactly 1 MiB (1024x256, 256x1024: common shapes) takes
+// strips: on Zen 3 (512 KiB L2, AVX2) statistics + affine pass 85 -> 75 and 104 -> 96 us, while
+// 768 KiB measured 59 -> 63 in strips (bench README, tuning log 29). Per lane the operations and
+// their order are tile_moments' (pivot, float partial sums of kFlushSteps rows, widened,
+// accept_tile_lanes): the same bits.
 
 constexpr std::size_t kStripMinBytes = std::size_t(1) << 20;
 // Calls of fewer than 2 * kChannelsLastStrip channels are blocks of rows of a larger input
@@ -140,7 +143,7 @@ void channels_last_batch_stats(const BatchStatsArgs<T>& a) {
     };
     const std::size_t stride_bytes = static_cast<std::size_t>(std::abs(a.x_outer_stride)) * sizeof(T);
     const std::size_t x_bytes = a.outer * stride_bytes;
-    if (x_bytes > kStripMinBytes || (a.mid < 2 * kChannelsLastStrip && x_bytes > kNarrowStripMinBytes)) {
+    if (x_bytes >= kStripMinBytes || (a.mid < 2 * kChannelsLastStrip && x_bytes > kNarrowStripMinBytes)) {
         for (std::size_t lane = 0; lane < a.mid; lane += W) {
             const std::size_t columns = min_size(W, a.mid - lane);
             strip_moments(a.x + lane, columns, a.outer, a.x_outer_stride, mean, m2);
