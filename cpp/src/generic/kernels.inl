@@ -153,7 +153,10 @@ void normalize_tile(const NormArgs<T>& a, std::size_t o, std::size_t lane, std::
                     std::size_t last_lanes, const double* pivot, const double* rstd, const double* shift) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
-    V c[kTileVectors] = {}, r[kTileVectors] = {}, s[kTileVectors] = {};
+    V c[kTileVectors], r[kTileVectors], s[kTileVectors];
+    zero_array(c);
+    zero_array(r);
+    zero_array(s);
     for (std::size_t v = 0; v < vectors; ++v) {
         r[v] = load_rounded<T>(rstd + v * L);
         if (Centered) {

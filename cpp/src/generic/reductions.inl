@@ -155,14 +155,15 @@ SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double su
     return true;
 }
 
-// Zeroes an array of accumulators with vector stores. GCC 12 turns `Acc<T> a[N] = {}` into
-// `rep stos`, whose start-up cost (~60 cycles on Zen 3) was paid three times a column tile
-// (tile_moments) and once a StatsBlock. Unrolled, the loop is no longer a memset to the compiler.
-// C++ loop, channels-last statistics 1x768 4.2 -> 2.9 us, 32x768 10.1 -> 8.5 (bench README, log 29).
-template <class T, std::size_t N>
-SIMDNORM_ALWAYS_INLINE void zero_accumulators(Acc<T> (&acc)[N]) {
+// Zeroes a small array of vectors or accumulators with vector stores. GCC 12 turns
+// `Acc<T> a[N] = {}` (and `Vec<T> a[N] = {}` that does not stay in registers) into `rep stos`,
+// whose start-up cost (~60 cycles on Zen 3) was paid three times a column tile (tile_moments) and
+// once a StatsBlock. Unrolled, the loop is no longer a memset to the compiler. C++ loop,
+// channels-last statistics 1x768 4.2 -> 2.9 us, 32x768 10.1 -> 8.5 (bench README, log 29).
+template <class E, std::size_t N>
+SIMDNORM_ALWAYS_INLINE void zero_array(E (&array)[N]) {
 #pragma GCC unroll 16
-    for (std::size_t i = 0; i < N; ++i) acc[i] = Acc<T>{};
+    for (std::size_t i = 0; i < N; ++i) array[i] = E{};
 }
 
 // accept_shifted and 1 / sqrt(m2 / count + eps) for the kStatsBlock rows or channels of a block
@@ -173,7 +174,7 @@ SIMDNORM_ALWAYS_INLINE void zero_accumulators(Acc<T> (&acc)[N]) {
 constexpr std::size_t kStatsBlock = 16;
 struct StatsBlock {
     // Inputs; entries past the block's end stay zero (a zero-spread entry: no NaN, nothing trapped).
-    // Zeroed as zero_accumulators does (`= {}` became `rep stos`): LayerNorm 4096x64 -6 %.
+    // Zeroed as zero_array does (`= {}` became `rep stos`): LayerNorm 4096x64 -6 %.
     StatsBlock() {
         constexpr std::size_t D = Vec<double>::lanes;
 #pragma GCC unroll 16
@@ -707,7 +708,7 @@ SIMDNORM_ALWAYS_INLINE void tile_moments_shaped(const T* p, Vectors vectors, Las
     alignas(64) double sums[W], sums_d[W], sums_dd[W];
     const std::size_t sample = min_size(rows, kPivotSample);
     Acc<T> pivot_sums[kTileVectors];
-    zero_accumulators(pivot_sums);
+    zero_array(pivot_sums);
     for (std::size_t r = 0; r < sample; ++r) {  // widened at once: a constant column gives its value
         const T* row = p + static_cast<std::ptrdiff_t>(r) * stride;
         for (std::size_t v = 0; v < vectors; ++v) acc_add(pivot_sums[v], load_tile(row + v * L, v, vectors, last_lanes));
@@ -717,8 +718,8 @@ SIMDNORM_ALWAYS_INLINE void tile_moments_shaped(const T* p, Vectors vectors, Las
     V pivot[kTileVectors];
     for (std::size_t v = 0; v < vectors; ++v) pivot[v] = load_rounded<T>(sums + v * L);
     Acc<T> total_d[kTileVectors], total_dd[kTileVectors];
-    zero_accumulators(total_d);
-    zero_accumulators(total_dd);
+    zero_array(total_d);
+    zero_array(total_dd);
     for (std::size_t r = 0; r < rows;) {
         V d[kTileVectors] = {}, q[kTileVectors] = {};
         for (std::size_t step = 0; step < kFlushSteps && r < rows; ++step, ++r) {
@@ -758,7 +759,8 @@ SIMDNORM_ALWAYS_INLINE void tile_sum_squares_shaped(const T* p, Vectors vectors,
                                                     std::size_t rows, std::ptrdiff_t stride, double* sum_squares) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
-    Acc<T> total[kTileVectors] = {};
+    Acc<T> total[kTileVectors];
+    zero_array(total);
     for (std::size_t r = 0; r < rows;) {
         V s[kTileVectors] = {};
         for (std::size_t step = 0; step < kFlushSteps && r < rows; ++step, ++r) {
