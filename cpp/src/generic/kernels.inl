@@ -224,7 +224,7 @@ void layer_norm_write_row(const NormArgs<T>& a, std::size_t o, RowStats stats) {
 // weight, kLayerNormRowGroup rows at a time, then a pair, then single rows (normalize_row_group:
 // each weight / bias vector loaded once for the group). Four rows wide halved the weight and bias
 // traffic of rows that stream from L2 / L3 (AVX2, 32x4096 C++ loop 28.3 -> 25.4 us).
-constexpr std::size_t kRowGroup = 2;  // RMSNorm, and LayerNorm's smallest group
+constexpr std::size_t kRowGroup = 2;  // the smallest group
 constexpr std::size_t kLayerNormRowGroup = 4;
 template <class T, std::size_t R>
 SIMDNORM_ALWAYS_INLINE void layer_norm_write_group(const NormArgs<T>& a, std::size_t o, const RowStats* stats) {
@@ -372,11 +372,12 @@ void layer_norm_columns(const NormArgs<T>& a) {
     }
 }
 
-// rms_norm_rows with a weight, kRowGroup rows per normalization pass (normalize_row_group), the
-// next group's sums of squares taken before this group is written.
+// rms_norm_rows with a weight, kLayerNormRowGroup rows per normalization pass (then a pair, then
+// single rows; normalize_row_group), the next group's sums of squares taken before this group is
+// written.
 template <class T>
 void rms_norm_row_groups(const NormArgs<T>& a) {
-    constexpr std::size_t R = kRowGroup;
+    constexpr std::size_t R = kLayerNormRowGroup;
     const double count = static_cast<double>(a.mid);
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
     auto row_rstd = [&](std::size_t o) { return 1.0 / std::sqrt(row_sum_squares(row_x(o), a.mid) / count + a.eps); };
@@ -394,11 +395,16 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
             ys[k] = a.y + static_cast<std::ptrdiff_t>(o + k) * a.y_outer_stride;
         }
         for (std::size_t k = 0; k < R && o + R + k < a.outer; ++k) next[k] = row_rstd(o + R + k);
+        std::size_t k = 0;
         if (rows == R) {
             normalize_row_group<T, R, false, false>(xs, ys, a.mid, nullptr, rstd, nullptr, a.weight, nullptr);
             continue;
         }
-        for (std::size_t k = 0; k < rows; ++k) {
+        if (rows >= kRowGroup) {
+            normalize_row_group<T, kRowGroup, false, false>(xs, ys, a.mid, nullptr, rstd, nullptr, a.weight, nullptr);
+            k = kRowGroup;
+        }
+        for (; k < rows; ++k) {
             normalize_row<T, false, true, false>(xs[k], ys[k], a.mid, T(0), rstd[k], T(0), a.weight, nullptr, false);
         }
     }
