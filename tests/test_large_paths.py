@@ -227,3 +227,42 @@ def test_streamed_channels_last_rows_equal_small_calls(isa, channels, offset):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=2e-5)
     np.testing.assert_allclose(rm, exp_rm, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rv, exp_rv, rtol=1e-5)
+
+
+def _at_page_offset(shape, dtype, offset):
+    """An empty C-contiguous array whose data starts `offset` bytes into a 4 KiB page."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(int(np.prod(shape)) * itemsize + 2 * 4096, np.uint8)
+    start = (offset - raw.ctypes.data) % 4096
+    return raw[start : start + int(np.prod(shape)) * itemsize].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("cols, dtype", [(4096, np.float32), (2000, np.float32), (1030, np.float64)])
+@pytest.mark.parametrize("y_ahead", [-48, 0, 48, 256, 1500])
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_row_groups_walking_either_way_match_each_row_alone_bitwise(isa, cols, dtype, y_ahead, op):
+    """Groups of rows walk from the end when y sits a little ahead of x, weight or bias modulo
+    4 KiB (normalize_row_group, 4K aliasing), else from the start. Placed both ways, every row, and
+    the rows of 1, 2 and 3 left after the groups of four, must have the bits of the row alone and
+    stay within the float64 reference's tolerance."""
+    rng = np.random.default_rng(cols + y_ahead)
+    rows = 11  # two groups of four, a pair, a single row
+    x = _at_page_offset((rows, cols), dtype, 16)
+    x[...] = rng.standard_normal((rows, cols)) * 2 + 3
+    if dtype == np.float32:  # one row far off (float64's reference tolerance is for std-1 data)
+        x[3] += 1e4
+    w = _at_page_offset((cols,), dtype, 16 + 24)
+    w[...] = rng.uniform(0.5, 2, cols)
+    b = _at_page_offset((cols,), dtype, 16 - 40)
+    b[...] = rng.uniform(-1, 1, cols)
+    out = _at_page_offset((rows, cols), dtype, 16 + y_ahead)
+    if op == "layer_norm":
+        run = lambda data, y=None: simdnorm.layer_norm(data, w, b, out=y)  # noqa: E731
+        expected = reference.layer_norm(x, w, b)
+    else:
+        run = lambda data, y=None: simdnorm.rms_norm(data, w, out=y)  # noqa: E731
+        expected = reference.rms_norm(x, w)
+    assert run(x, out) is out
+    np.testing.assert_allclose(out, expected, **reference.tol(dtype))
+    for r in range(rows):
+        np.testing.assert_array_equal(out[r], run(x[r : r + 1])[0])

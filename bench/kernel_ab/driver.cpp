@@ -2,7 +2,7 @@
 // build A and build B alternate, so both see the same machine state, and the per-block B/A ratios
 // give a spread that separates a change from this VM's drift (20-50 % between minutes).
 //
-//   driver OP SHAPE [--no-weight] [--no-bias] [--y-offset BYTES] [--blocks N]
+//   driver OP SHAPE [--no-weight] [--no-bias] [--x-offset B] [--y-offset B] [--w-offset B] [--b-offset B] [--blocks N]
 //   OP: layer_norm | rms_norm (SHAPE RxF) | batch_stats | channel_affine | batch_norm_train
 //       (SHAPE RxF: channels-last, or NxCxHxW: channels-first)
 #include <simdnorm/kernels.hpp>
@@ -81,20 +81,29 @@ double quantile(std::vector<double> v, double q) {
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: %s OP SHAPE [--no-weight] [--no-bias] [--y-offset BYTES] [--blocks N]\n", argv[0]);
+        std::fprintf(stderr,
+                     "usage: %s OP SHAPE [--no-weight] [--no-bias] [--x-offset B] [--y-offset B] [--w-offset B] "
+                     "[--b-offset B] [--blocks N]\n",
+                     argv[0]);
         return 2;
     }
     const std::string op = argv[1];
     Shape shape;
     bool weight_on = true, bias_on = true;
-    std::size_t y_offset = 1344, blocks = 41;  // 1344: where NumPy put a 32x4096 result against x (16)
+    // Bytes into a page where each array starts: NumPy's large arrays start 16 bytes in; 1344 is where
+    // it put a 32x4096 result; weight and bias where it put them for 8x4096 (4K aliasing depends on
+    // these, normalize_row_group in generic/kernels.inl).
+    std::size_t x_offset = 16, y_offset = 1344, w_offset = 3072, b_offset = 2944, blocks = 41;
     try {
         shape = parse_shape(argv[2]);
         for (int i = 3; i < argc; ++i) {
             const std::string flag = argv[i];
             if (flag == "--no-weight") weight_on = false;
             else if (flag == "--no-bias") bias_on = false;
+            else if (flag == "--x-offset" && i + 1 < argc) x_offset = whole_number(argv[++i], flag, true);
             else if (flag == "--y-offset" && i + 1 < argc) y_offset = whole_number(argv[++i], flag, true);
+            else if (flag == "--w-offset" && i + 1 < argc) w_offset = whole_number(argv[++i], flag, true);
+            else if (flag == "--b-offset" && i + 1 < argc) b_offset = whole_number(argv[++i], flag, true);
             else if (flag == "--blocks" && i + 1 < argc) blocks = whole_number(argv[++i], flag);
             else throw std::invalid_argument("unknown option " + flag);
         }
@@ -103,11 +112,16 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::size_t n = shape.elements();
-    Buffer x(n, 16), y(n, y_offset % 4096);
+    Buffer x(n, x_offset % 4096), y(n, y_offset % 4096), weight_buffer(shape.mid, w_offset % 4096),
+        bias_buffer(shape.mid, b_offset % 4096);
     std::mt19937 rng(1);
     std::normal_distribution<float> normal(0.5f, 2.0f);
     for (std::size_t i = 0; i < n; ++i) x.data[i] = normal(rng);
-    std::vector<float> weight(shape.mid, 1.5f), bias(shape.mid, 0.2f), center(shape.mid, 0.5f);
+    float* const weight = weight_buffer.data;
+    float* const bias = bias_buffer.data;
+    std::fill(weight, weight + shape.mid, 1.5f);
+    std::fill(bias, bias + shape.mid, 0.2f);
+    std::vector<float> center(shape.mid, 0.5f);
     std::vector<double> mean(shape.mid), m2(shape.mid);
     const auto row_stride = static_cast<std::ptrdiff_t>(shape.mid * shape.inner);
     const auto mid_stride = static_cast<std::ptrdiff_t>(shape.inner);
@@ -115,14 +129,14 @@ int main(int argc, char** argv) {
     simdnorm::NormArgs<float> norm;
     norm.x = x.data, norm.y = y.data, norm.outer = shape.outer, norm.mid = shape.mid, norm.inner = shape.inner;
     norm.x_outer_stride = norm.y_outer_stride = row_stride, norm.x_mid_stride = norm.y_mid_stride = mid_stride;
-    norm.weight = weight_on ? weight.data() : nullptr, norm.bias = bias_on ? bias.data() : nullptr;
+    norm.weight = weight_on ? weight : nullptr, norm.bias = bias_on ? bias : nullptr;
     simdnorm::BatchStatsArgs<float> stats;
     stats.x = x.data, stats.outer = shape.outer, stats.mid = shape.mid, stats.inner = shape.inner;
     stats.x_outer_stride = row_stride, stats.x_mid_stride = mid_stride, stats.mean = mean.data(), stats.m2 = m2.data();
     simdnorm::ChannelAffineArgs<float> affine;
     affine.x = x.data, affine.y = y.data, affine.outer = shape.outer, affine.mid = shape.mid, affine.inner = shape.inner;
     affine.x_outer_stride = affine.y_outer_stride = row_stride, affine.x_mid_stride = affine.y_mid_stride = mid_stride;
-    affine.center = center.data(), affine.scale = weight.data(), affine.offset = bias.data();
+    affine.center = center.data(), affine.scale = weight, affine.offset = bias;
     simdnorm::BatchNormTrainArgs<float> train;
     train.x = x.data, train.y = y.data, train.outer = shape.outer, train.mid = shape.mid, train.inner = shape.inner;
     train.x_outer_stride = train.y_outer_stride = row_stride, train.x_mid_stride = train.y_mid_stride = mid_stride;
