@@ -241,8 +241,9 @@ def _at_page_offset(shape, dtype, offset):
 @pytest.mark.parametrize("y_ahead", [-48, 0, 48, 256, 1500])
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
 def test_row_groups_walking_either_way_match_each_row_alone_bitwise(isa, cols, dtype, y_ahead, op):
-    """Groups of rows walk from the end when y sits a little ahead of x, weight or bias modulo
-    4 KiB (normalize_row_group, 4K aliasing), else from the start. Placed both ways, every row, and
+    """Groups of rows walk from the end when more of y's rows sit a little ahead of x's rows,
+    weight or bias modulo 4 KiB than behind them (normalize_row_group, 4K aliasing), else from the
+    start. Placed both ways (y_ahead 48 and 256 walk back), every row, and
     the rows of 1, 2 and 3 left after the groups of four, must have the bits of the row alone and
     stay within the float64 reference's tolerance."""
     rng = np.random.default_rng(cols + y_ahead)

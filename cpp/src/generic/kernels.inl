@@ -125,26 +125,32 @@ constexpr std::ptrdiff_t kAliasWindowBytes = 512;
 // 4096x64, groups of 16-element rows: +5 %).
 constexpr std::size_t kWalkChoiceMinBytes = 1024;
 
-// Whether a pass storing to y and loading from each of `loads` (null entries skipped) meets fewer
-// queued stores at the same page offsets walking from the end than from the start.
-template <class T, std::size_t N>
-SIMDNORM_ALWAYS_INLINE bool walk_backward(const T* y, const T* const (&loads)[N]) {
+// Whether a pass storing to each of `stores` and loading from each of `loads` (null entries
+// skipped) meets fewer queued stores at the same page offsets walking from the end than from the
+// start. Every pair counts: the rows of a group share their offsets when the row strides are
+// multiples of 4 KiB, and then x outweighs weight and bias.
+template <class T, std::size_t S, std::size_t N>
+SIMDNORM_ALWAYS_INLINE bool walk_backward(const T* const (&stores)[S], const T* const (&loads)[N]) {
     int forward = 0, backward = 0;
-    for (const T* load : loads) {
-        if (load == nullptr) continue;
-        auto d = static_cast<std::ptrdiff_t>((reinterpret_cast<std::uintptr_t>(y) - reinterpret_cast<std::uintptr_t>(load)) & 4095);
-        if (d >= 2048) d -= 4096;  // y's offset minus the load's, in [-2048, 2048)
-        if (d > 0 && d <= kAliasWindowBytes) ++forward;
-        if (d < 0 && d >= -kAliasWindowBytes) ++backward;
+    for (const T* store : stores) {
+        for (const T* load : loads) {
+            if (load == nullptr) continue;
+            auto d = static_cast<std::ptrdiff_t>(
+                (reinterpret_cast<std::uintptr_t>(store) - reinterpret_cast<std::uintptr_t>(load)) & 4095);
+            if (d >= 2048) d -= 4096;  // the store's offset minus the load's, in [-2048, 2048)
+            forward += d > 0 && d <= kAliasWindowBytes;
+            backward += d < 0 && d >= -kAliasWindowBytes;
+        }
     }
     return backward < forward;
 }
 
 // R rows with the same weight and bias: each weight / bias vector is loaded once for all of them
 // (the normalization pass of rows in L1 is bound by its loads: x, weight and bias per vector), the
-// R loads of x before the R stores to y. Walked from the end when walk_backward says so for the
-// first row (the rows share their offsets when the row strides are multiples of 4 KiB): AVX2,
-// 8x4096 with y 48 bytes ahead of x, 11.7 -> 9.2 us (bench/README.md, tuning log 30).
+// R loads of x before the R stores to y. Walked from the end when walk_backward says so. AVX2,
+// C++ loop, 8x4096 in two of NumPy's layouts: 14.7 -> 6.6 and 9.9 -> 5.8 us against the forward
+// walk; where every direction meets some stores (y 32 bytes behind x, 16 ahead of weight) the
+// forward walk still ran 10-30 % slower than the row pairs it replaced (bench/README.md, log 30).
 template <class T, std::size_t R, bool Centered, bool HasBias>
 void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T* pivot, const T* rstd,
                          const T* shift, const T* weight, const T* bias) {
@@ -178,8 +184,15 @@ void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T*
             store_partial(y[k] + i, HasBias ? mul_add(t, w, b) : t * w, valid);
         }
     };
-    const T* const loads[] = {x[0], weight, HasBias ? bias : nullptr};
-    if (n * sizeof(T) > kWalkChoiceMinBytes && walk_backward(y[0], loads)) {
+    const T* loads[R + 2];
+    const T* stores[R];
+    for (std::size_t k = 0; k < R; ++k) {
+        loads[k] = x[k];
+        stores[k] = y[k];
+    }
+    loads[R] = weight;
+    loads[R + 1] = HasBias ? bias : nullptr;
+    if (n * sizeof(T) > kWalkChoiceMinBytes && walk_backward(stores, loads)) {
         tail();
         for (std::size_t i = whole; i > 0;) {
             i -= L;
