@@ -577,7 +577,11 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
 // cannot:
 // - streamed y (non-temporal stores need it vector-aligned): per row, a y off its line began and
 //   ended every row with partial lines;
-// - cached, x and y equally off a vector boundary: the flat loop aligns both once.
+// - cached, x and y equally off a vector boundary, with 64-byte vectors (AVX-512): the flat loop
+//   aligns both once. There every vector 16 bytes off straddles two lines; with 32-byte vectors
+//   (AVX2) only every other one does, and the row pairs ran faster than the flat loop (C++ loop in
+//   one process, x and y 16 bytes into a line: 256x768 0.76x, 1568x256 0.76-0.94x, 64x768
+//   0.55-0.65x the flat loop's time; bench/README.md, tuning log 30).
 // Elsewhere the loop per row is faster in cache: two rows per pass share the per-channel loads, and
 // with x aligned and y not, its split stores cost less than the flat loop's split loads would
 // (scale_shift 64x768: 3.2 vs 4.6 us). Building the tables costs about three rows' loads, hence the
@@ -598,7 +602,7 @@ bool channels_last_periodic(const ChannelAffineArgs<T>& a) noexcept {
     const std::uintptr_t x_off = reinterpret_cast<std::uintptr_t>(a.x) % sizeof(Vec<T>);
     const std::uintptr_t y_off = reinterpret_cast<std::uintptr_t>(a.y) % sizeof(Vec<T>);
     if (a.stream_output) return a.outer >= kPeriodicMinRowsStreamed && y_off % sizeof(T) == 0;
-    return a.outer >= kPeriodicMinRowsCached && x_off == y_off && y_off != 0;
+    return sizeof(Vec<T>) >= 64 && a.outer >= kPeriodicMinRowsCached && x_off == y_off && y_off != 0;
 }
 
 // Channels-last rows back to back: one flat run over outer * mid values whose vectors may span two
