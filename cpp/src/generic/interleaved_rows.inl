@@ -11,7 +11,7 @@
 // Taken for DRAM-sized outputs with 32 vector registers (non-temporal stores; 8192x1024 out=
 // ~1.4x -> ~1.05x the time of np.copyto), and with 16 (AVX2) for cached batches larger than L1
 // (interleaved_cached_rows_apply). Other rows in cache take row_blocks.inl, which overlaps the
-// rows' chains by taking each step over a block of rows, or the row pairs of kernels.inl. The loop
+// rows' chains by taking each step over a block of rows, or the row groups of kernels.inl. The loop
 // keeps ~16 vectors live; with 16 registers the two pivots are read from L1 at each use
 // (opaque_load) so that no accumulator spills. Before that, AVX2 streamed rows ran slower than the
 // plain loop (8192x1024 out= 2.2-2.4 -> 2.9-3.0 ms) and keep it; so do one-lane blocks (scalar).
@@ -215,8 +215,10 @@ bool interleaved_rows_apply(const NormArgs<T>& a) {
 // layer_norm_row_groups. Zen 3, C++ loop, alternated in one process, µs, pairs / interleaved:
 // 1 thread 512x768 134 / 122, 1024x512 218 / 188, 64x1024 21.3 / 19.6, 64x768 17.7 / 16.3,
 // 32x768 8.4 / 8.2; 2 threads (tasks of ~128 KiB) 512x768 68.8 / 65.7, 256x1024 45.2 / 42.2;
-// 8x768 2.2 / 2.3, 2x768 0.6 / 0.7. AVX-512 keeps the row pairs: there this loop measured slower
-// in cache (tuning log 15), before the reloads of weight and bias were removed; not re-measured.
+// 8x768 2.2 / 2.3, 2x768 0.6 / 0.7. Against the groups of four rows that replaced the pairs
+// (tuning log 30) the interleaved loop still won: groups / interleaved 1.03-1.06 at 512x768,
+// 256x1024, 64x1024, 1024x512. AVX-512 keeps the row groups: there this loop measured slower in
+// cache (tuning log 15), before the reloads of weight and bias were removed; not re-measured.
 constexpr std::size_t kInterleavedCachedBytes = std::size_t(32) << 10;
 constexpr std::size_t kInterleavedCachedRowBytes = std::size_t(4) << 10;
 static_assert(kInterleavedCachedRowBytes / sizeof(double) <= kRowChunk, "rows of one chunk (chunk_moments)");

@@ -276,11 +276,11 @@ void layer_norm_write_row(const NormArgs<T>& a, std::size_t o, RowStats stats) {
 }
 
 // Writes rows [o, o + rows) with their statistics (mean / rstd outputs included), rows > 0: with a
-// weight, kLayerNormRowGroup rows at a time, then a pair, then single rows (normalize_row_group:
+// weight, kRowGroup rows at a time, then a pair, then single rows (normalize_row_group:
 // each weight / bias vector loaded once for the group). Four rows wide halved the weight and bias
 // traffic of rows that stream from L2 / L3 (AVX2, 32x4096 C++ loop 28.3 -> 25.4 us).
-constexpr std::size_t kRowGroup = 2;  // the smallest group
-constexpr std::size_t kLayerNormRowGroup = 4;
+constexpr std::size_t kRowGroup = 4;  // LayerNorm and RMSNorm rows per normalization pass
+constexpr std::size_t kRowPair = 2;   // what is left after the groups: a pair, then single rows
 template <class T, std::size_t R>
 SIMDNORM_ALWAYS_INLINE void layer_norm_write_group(const NormArgs<T>& a, std::size_t o, const RowStats* stats) {
     T pivot[R], rstd[R], shift[R];
@@ -305,11 +305,11 @@ SIMDNORM_ALWAYS_INLINE void layer_norm_write_group(const NormArgs<T>& a, std::si
 }
 template <class T>
 void layer_norm_write_rows(const NormArgs<T>& a, std::size_t o, std::size_t rows, const RowStats* stats) {
-    constexpr std::size_t R = kLayerNormRowGroup;
+    constexpr std::size_t R = kRowGroup;
     std::size_t k = 0;
     if (a.weight) {
         for (; k + R <= rows; k += R) layer_norm_write_group<T, R>(a, o + k, stats + k);
-        for (; k + kRowGroup <= rows; k += kRowGroup) layer_norm_write_group<T, kRowGroup>(a, o + k, stats + k);
+        for (; k + kRowPair <= rows; k += kRowPair) layer_norm_write_group<T, kRowPair>(a, o + k, stats + k);
     }
     for (; k < rows; ++k) {
         if (a.mean) a.mean[o + k] = static_cast<T>(stats[k].mean);
@@ -323,11 +323,11 @@ void layer_norm_write_rows(const NormArgs<T>& a, std::size_t o, std::size_t rows
 #include "generic/channel_block_moments.inl"
 #include "generic/column_strips.inl"
 
-// layer_norm_rows with a weight, kLayerNormRowGroup rows at a time, the statistics of the next
+// layer_norm_rows with a weight, kRowGroup rows at a time, the statistics of the next
 // group computed before this one is written.
 template <class T>
 void layer_norm_row_groups(const NormArgs<T>& a) {
-    constexpr std::size_t R = kLayerNormRowGroup;
+    constexpr std::size_t R = kRowGroup;
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
     RowStats next[R];
     for (std::size_t k = 0; k < R && k < a.outer; ++k) next[k] = layer_norm_row_stats(row_x(k), a.mid, a.eps);
@@ -365,7 +365,7 @@ void layer_norm_rows(const NormArgs<T>& a) {
         // rows over 4 KiB or batches within L1). Statistics one row ahead: the reduction of row
         // o + 1 runs while the square root and division of row o complete, instead of the
         // normalization waiting on them.
-        if (a.weight && a.outer >= kRowGroup) {
+        if (a.weight && a.outer >= kRowPair) {
             layer_norm_row_groups(a);
             return;
         }
@@ -427,12 +427,12 @@ void layer_norm_columns(const NormArgs<T>& a) {
     }
 }
 
-// rms_norm_rows with a weight, kLayerNormRowGroup rows per normalization pass (then a pair, then
+// rms_norm_rows with a weight, kRowGroup rows per normalization pass (then a pair, then
 // single rows; normalize_row_group), the next group's sums of squares taken before this group is
 // written.
 template <class T>
 void rms_norm_row_groups(const NormArgs<T>& a) {
-    constexpr std::size_t R = kLayerNormRowGroup;
+    constexpr std::size_t R = kRowGroup;
     const double count = static_cast<double>(a.mid);
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
     auto row_rstd = [&](std::size_t o) { return 1.0 / std::sqrt(row_sum_squares(row_x(o), a.mid) / count + a.eps); };
@@ -455,9 +455,9 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
             normalize_row_group<T, R, false, false>(xs, ys, a.mid, nullptr, rstd, nullptr, a.weight, nullptr);
             continue;
         }
-        if (rows >= kRowGroup) {
-            normalize_row_group<T, kRowGroup, false, false>(xs, ys, a.mid, nullptr, rstd, nullptr, a.weight, nullptr);
-            k = kRowGroup;
+        if (rows >= kRowPair) {
+            normalize_row_group<T, kRowPair, false, false>(xs, ys, a.mid, nullptr, rstd, nullptr, a.weight, nullptr);
+            k = kRowPair;
         }
         for (; k < rows; ++k) {
             normalize_row<T, false, true, false>(xs[k], ys[k], a.mid, T(0), rstd[k], T(0), a.weight, nullptr, false);
@@ -475,7 +475,7 @@ void rms_norm_rows(const NormArgs<T>& a) {
         }
         return;
     }
-    if (a.weight && !a.stats_in && !a.stats_out && !a.stream_output && a.outer >= kRowGroup) {
+    if (a.weight && !a.stats_in && !a.stats_out && !a.stream_output && a.outer >= kRowPair) {
         rms_norm_row_groups(a);
         return;
     }
