@@ -9,7 +9,7 @@
 // step, so every row gets the same bits as on the other paths.
 //
 // Taken for DRAM-sized outputs with 32 vector registers (non-temporal stores; 8192x1024 out=
-// ~1.4x -> ~1.05x the time of np.copyto), and with 16 (AVX2) for cached batches larger than L1
+// ~1.4x -> ~1.05x the time of np.copyto), and for cached batches larger than L1
 // (interleaved_cached_rows_apply). Other rows in cache take row_blocks.inl, which overlaps the
 // rows' chains by taking each step over a block of rows, or the row groups of kernels.inl. The loop
 // keeps ~16 vectors live; with 16 registers the two pivots are read from L1 at each use
@@ -207,7 +207,7 @@ bool interleaved_rows_apply(const NormArgs<T>& a) {
 }
 
 // Whether cached rows (normal stores) take layer_norm_rows_interleaved (RMSNorm:
-// rms_norm_rows_interleaved, below): with 16 vector registers (AVX2), rows wider than a row block
+// rms_norm_rows_interleaved, below): rows wider than a row block
 // (row_blocks.inl takes the narrower) and at most 4 KiB (row o, row o + 1 and y's row stay in L1;
 // through Python LayerNorm 256x2048 measured 10 % slower, 32x4096 7 %), and more x than L1 holds
 // (kInterleavedCachedBytes). There the rows come from L2 or L3, and
@@ -217,14 +217,16 @@ bool interleaved_rows_apply(const NormArgs<T>& a) {
 // 32x768 8.4 / 8.2; 2 threads (tasks of ~128 KiB) 512x768 68.8 / 65.7, 256x1024 45.2 / 42.2;
 // 8x768 2.2 / 2.3, 2x768 0.6 / 0.7. Against the groups of four rows that replaced the pairs
 // (tuning log 30) the interleaved loop still won: groups / interleaved 1.03-1.06 at 512x768,
-// 256x1024, 64x1024, 1024x512. AVX-512 keeps the row groups: there this loop measured slower in
-// cache (tuning log 15), before the reloads of weight and bias were removed; not re-measured.
+// 256x1024, 64x1024, 1024x512. With AVX-512 (Zen 4, C++ loop, one process) the row groups took
+// 1.35-1.5x the time of this loop: B/A 0.67 at LayerNorm 512x768, 0.71 at 16x768 and 32x768, 0.69
+// at 256x1024, 0.67 at RMSNorm 512x768 (tuning log 31; tuning log 15's opposite finding came
+// before the reloads of weight and bias were removed).
 constexpr std::size_t kInterleavedCachedBytes = std::size_t(32) << 10;
 constexpr std::size_t kInterleavedCachedRowBytes = std::size_t(4) << 10;
 static_assert(kInterleavedCachedRowBytes / sizeof(double) <= kRowChunk, "rows of one chunk (chunk_moments)");
 template <class T>
 bool interleaved_cached_rows_apply(const NormArgs<T>& a) {
-    return kVectorRegisters < 32 && Vec<T>::lanes > 1 && !a.stream_output && !a.stats_in && !a.stats_out &&
+    return Vec<T>::lanes > 1 && !a.stream_output && !a.stats_in && !a.stats_out &&
            a.outer >= 2 && a.mid * sizeof(T) > kRowBlockMaxBytes && a.mid * sizeof(T) <= kInterleavedCachedRowBytes &&
            a.outer * a.mid * sizeof(T) > kInterleavedCachedBytes;
 }
@@ -279,7 +281,7 @@ struct SumSquaresInProgress {
 };
 
 // RMSNorm rows in cache with row o + 1's sum of squares inside row o's normalization loop: the
-// counterpart of layer_norm_rows_interleaved for AVX2 rows beyond L1 (interleaved_cached_rows_apply).
+// counterpart of layer_norm_rows_interleaved for rows beyond L1 (interleaved_cached_rows_apply).
 // Zen 3, C++ loop, alternated in one process, µs, row pairs / interleaved: 1 thread 512x768 80.7 /
 // 68.6, 1024x512 144 / 110, 64x1024 15.8 / 12.9, 32x768 6.1 / 4.7; 2 threads 512x768 51.3 / 41.3.
 // (Streamed rows keep the plain loop: there this interleaving gained nothing, tuning log 16.)

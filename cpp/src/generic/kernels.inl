@@ -354,7 +354,7 @@ void layer_norm_rows(const NormArgs<T>& a) {
         layer_norm_rows_interleaved_affine<T, true>(a);
         return;
     }
-    if (interleaved_cached_rows_apply(a)) {  // AVX2, more x than L1 holds (interleaved_rows.inl)
+    if (interleaved_cached_rows_apply(a)) {  // more x than L1 holds (interleaved_rows.inl)
         layer_norm_rows_interleaved_affine<T, false>(a);
         return;
     }
@@ -467,7 +467,7 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
 
 template <class T>
 void rms_norm_rows(const NormArgs<T>& a) {
-    if (interleaved_cached_rows_apply(a)) {  // AVX2, more x than L1 holds (interleaved_rows.inl)
+    if (interleaved_cached_rows_apply(a)) {  // more x than L1 holds (interleaved_rows.inl)
         if (a.weight) {
             rms_norm_rows_interleaved<T, true>(a);
         } else {
