@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+import simdnorm
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUN = ROOT / "bench" / "kernel_ab" / "run.sh"
 
@@ -51,9 +53,24 @@ def test_every_op_runs_for_both_builds_and_bad_cases_are_reported():
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--isa", "sse9", "layer_norm 1x8"], "unknown ISA sse9"), (["--isa", "scalar"], "no case given")],
+    [
+        (["--isa", "sse9", "layer_norm 1x8"], "unknown ISA sse9"),
+        (["--base-isa", "sse9", "layer_norm 1x8"], "unknown ISA sse9"),
+        (["--isa", "scalar"], "no case given"),
+    ],
 )
 def test_bad_requests_fail_before_building(args, message):
     run = _run(*args)
     assert run.returncode == 2
     assert message in run.stderr
+
+
+@pytest.mark.skipif("avx2" not in simdnorm.available_isas(), reason="this CPU runs no AVX2 (x86-64 only)")
+def test_base_isa_builds_a_with_another_isas_kernels():
+    """--base-isa: A is the scalar build, B the AVX2 one, and the header says which is which."""
+    run = _run("--isa", "avx2", "--base-isa", "scalar", "layer_norm 9x300 --blocks 3")
+    assert run.returncode == 0, run.stderr
+    header, line = run.stdout.strip().splitlines()
+    assert header.startswith("A = scalar kernels of ") and header.endswith("B = avx2 kernels of the working tree")
+    match = LINE.match(line)
+    assert match and float(match.group(3)) > 0 and float(match.group(4)) > 0, line

@@ -504,18 +504,18 @@ def test_streamed_outputs_keep_their_inputs_offset_within_a_line(empty_cache, in
     assert x.ctypes.data % 4096 == input_offset
     y = simdnorm.layer_norm(x)
     assert is_cached(y)
-    assert y.ctypes.data % 4096 == (input_offset + 1024) % 4096
+    assert y.ctypes.data % 4096 == (input_offset + 2048) % 4096
     np.testing.assert_array_equal(y[::97], simdnorm.layer_norm(x[::97]), strict=True)
     # Short rows (here 64 channels, 256 bytes) start on a line: each would otherwise begin and end
     # with a partial line of ordinary stores.
     img = x.reshape(-1, 64)
     z = simdnorm.scale_shift(img, np.ones(64, np.float32), np.zeros(64, np.float32))
-    assert is_cached(z) and z.ctypes.data % 4096 == ((input_offset + 1024) % 4096) // 64 * 64
+    assert is_cached(z) and z.ctypes.data % 4096 == ((input_offset + 2048) % 4096) // 64 * 64
     np.testing.assert_array_equal(z, img, strict=True)
 
 
 @pytest.mark.parametrize("input_offset", [0, 16, 1024, 3072 + 64, 4032])
-def test_outputs_start_a_kib_after_their_input_in_the_page(empty_cache, rng, input_offset):
+def test_outputs_start_half_a_page_after_their_input(empty_cache, rng, input_offset):
     # Equal page offsets make x and y share L1 sets and 4K-alias (output_buffers.hpp).
     x = big(rng, np.float32)
     buf = np.empty(x.size + 2048, np.float32)
@@ -524,5 +524,5 @@ def test_outputs_start_a_kib_after_their_input_in_the_page(empty_cache, rng, inp
     shifted[...] = x
     assert shifted.ctypes.data % 4096 == input_offset
     y = simdnorm.layer_norm(shifted)
-    assert y.ctypes.data % 4096 == ((input_offset + 1024) % 4096) // 64 * 64
+    assert y.ctypes.data % 4096 == ((input_offset + 2048) % 4096) // 64 * 64
     np.testing.assert_array_equal(y, simdnorm.layer_norm(x), strict=True)

@@ -206,7 +206,7 @@ py::array new_output(const py::dtype& dtype, int ndim, const py::ssize_t* shape,
 
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
                        const std::vector<py::ssize_t>& byte_strides, std::size_t nbytes, const void* input) {
-    constexpr std::size_t kPage = 4096, kShift = 1024, kLine = 64;
+    constexpr std::size_t kPage = 4096, kShift = kPage / 2, kLine = 64;  // output_buffers.hpp says why
     const std::size_t input_offset = input ? reinterpret_cast<std::uintptr_t>(input) % kPage : 16;
     // Blocks are page-aligned. Streamed outputs with rows of at least kCoAlignedRowBytes keep x's
     // offset within its cache line, so the kernels' per-row store alignment aligns the loads of x

@@ -26,9 +26,12 @@ constexpr std::size_t kDefaultOutputCacheBytes = std::size_t(256) << 20;
 // A new writeable array of dtype and shape, with byte_strides (empty: C order) that must describe a
 // dense block of nbytes. Its memory comes from the cache when the cache is enabled, else from NumPy.
 // `input` (may be null) is the array the kernel reads while writing this one: the output starts
-// 1 KiB further in the 4 KiB page than it does (null: than NumPy's large arrays, page offset 16).
-// At equal page offsets x and y compete for the same L1 sets and 4K-alias (measured, 1 thread:
-// BatchNorm train 8x256x14x14 52 -> 45 us, LayerNorm 512x768 47 -> 40 us with y 1 KiB after x).
+// half a page (2 KiB) further in the 4 KiB page than it does (null: than NumPy's large arrays, page
+// offset 16), as far from x's page offsets as it can be either way. At equal page offsets x and y
+// compete for the same L1 sets and 4K-alias (Zen 5, 1 thread: BatchNorm train 8x256x14x14 52 -> 45
+// us, LayerNorm 512x768 47 -> 40 us with y 1 KiB after x). 1 KiB was still too near for the AVX-512
+// BatchNorm training pipeline on Zen 4: NCHW 8x256x14x14 67-69 us at 1 KiB, 58 at 2 KiB, where
+// no other case measured slower (bench/README.md tuning log 31).
 // The output starts on a 64-byte line, except streamed ones (>= simdnorm::stream_output_bytes())
 // whose last axis spans >= 1 KiB: those keep x's offset within its line (output_buffers.cpp).
 py::array large_output(const py::dtype& dtype, const std::vector<py::ssize_t>& shape,
