@@ -267,3 +267,55 @@ def test_row_groups_walking_either_way_match_each_row_alone_bitwise(isa, cols, d
     np.testing.assert_allclose(out, expected, **reference.tol(dtype))
     for r in range(rows):
         np.testing.assert_array_equal(out[r], run(x[r : r + 1])[0])
+
+
+@pytest.mark.parametrize("channels, dtype", [(256, np.float32), (100, np.float32), (1024, np.float32), (256, np.float64)])
+@pytest.mark.parametrize("param_offset", [0, 8, 40])  # bytes into a line; x sits 16 bytes in
+@pytest.mark.parametrize("y_offset", [16, 2048, None])  # None: in place
+def test_channels_last_rows_with_parameters_off_x_line_offset_match_co_aligned_ones_bitwise(
+    isa, channels, dtype, param_offset, y_offset
+):
+    """Channels-last rows (scale_shift, BatchNorm eval and training over the last axis) with enough
+    rows copy per-channel vectors that sit elsewhere in their cache line than x's rows to x's place
+    (channel_affine_co_aligned): same bits as parameters placed there by the caller, and the float64
+    reference's values, out of place and in place."""
+    rng = np.random.default_rng(channels + param_offset)
+    rows = 300
+    x0 = (rng.standard_normal((rows, channels)) * 2 + 1).astype(dtype)
+
+    def params(offset):
+        arrays = [_at_page_offset((channels,), dtype, 64 * k + offset) for k in (5, 20, 40, 60)]
+        for a, values in zip(arrays, (rng.uniform(0.5, 2, channels), rng.uniform(-1, 1, channels),
+                                      rng.uniform(-0.2, 0.2, channels), rng.uniform(0.5, 1.5, channels))):
+            a[...] = values
+        return arrays
+
+    off_line, co_aligned = params(param_offset), params(16)
+    for p, q in zip(off_line, co_aligned):
+        q[...] = p
+
+    def run(op, ps):
+        x = _at_page_offset((rows, channels), dtype, 16)
+        x[...] = x0
+        out = x if y_offset is None else _at_page_offset((rows, channels), dtype, y_offset)
+        scale, shift, rm, rv = ps
+        if op == "scale_shift":
+            result = simdnorm.scale_shift(x, scale, shift, axis=-1, out=out)
+        else:
+            rm, rv = rm.copy(), rv.copy()
+            result = simdnorm.batch_norm(x, rm, rv, scale, shift, training=op == "train", axis=-1, out=out)
+        assert result is out
+        return out.copy(), rm, rv
+
+    for op in ("scale_shift", "eval", "train"):
+        got, got_rm, got_rv = run(op, off_line)
+        want, want_rm, want_rv = run(op, co_aligned)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_rm, want_rm)
+        np.testing.assert_array_equal(got_rv, want_rv)
+        scale, shift, rm, rv = off_line
+        if op == "scale_shift":
+            expected = x0.astype(np.float64) * scale + shift
+        else:
+            expected = reference.batch_norm(x0, rm, rv, scale, shift, training=op == "train", axis=-1)[0]
+        np.testing.assert_allclose(got, expected, **reference.tol(dtype))

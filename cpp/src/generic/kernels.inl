@@ -666,6 +666,51 @@ void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
     if (i < n) store_partial_maybe_stream<Stream>(a.y + i, make(i, t, n - i), n - i);
 }
 
+// A channels-last call's per-channel vectors copied to where x's rows sit in their cache line
+// (channel_affine_co_aligned). The row loop aligns its loads of x (channel_affine_impl); a scale /
+// offset that NumPy placed elsewhere in its line then made every one of their loads span two
+// lines. Where those split loads also met queued stores to y at the same page offsets (256
+// channels: 1 KiB rows), the loop ran 2-3x slower. Zen 4, C++ loop in one process, x 16 bytes into
+// a line, y and the parameters 64-byte aligned, 1568x256 µs: AVX-512 125 -> 41, AVX2 93 -> 43;
+// 1024x256 AVX2 60 -> 29; other channel counts level (0.95-1.02 from 128 rows on). The copies (3 x 4
+// KiB at most) cost about three rows of their channels: 16x1024 took 1.25x as long, hence the
+// minimum row count (bench/README.md tuning log 31).
+constexpr std::size_t kCoAlignedChannelsMinRows = 128;
+constexpr std::size_t kLineBytes = 64;
+
+template <class T>
+bool co_aligned_channels_pay(const ChannelAffineArgs<T>& a, bool centered) {
+    const std::uintptr_t x_address = reinterpret_cast<std::uintptr_t>(a.x);
+    if (a.outer < kCoAlignedChannelsMinRows || a.mid * sizeof(T) > kPeriodicChannelBytes || x_address % sizeof(T) != 0) {
+        return false;
+    }
+    const std::uintptr_t line_offset = x_address % kLineBytes;
+    auto off = [&](const T* p) { return reinterpret_cast<std::uintptr_t>(p) % kLineBytes != line_offset; };
+    return off(a.scale) || off(a.offset) || (centered && off(a.center));
+}
+
+template <class T, bool Centered>
+void channel_affine_impl(const ChannelAffineArgs<T>& a);
+
+// channel_affine_impl over copies of center / scale / offset at x's place in the line. Out of line:
+// its 12 KiB frame stays off the common path.
+template <class T, bool Centered>
+SIMDNORM_NOINLINE void channel_affine_co_aligned(const ChannelAffineArgs<T>& a) {
+    constexpr std::size_t kCapacity = (kPeriodicChannelBytes + kLineBytes) / sizeof(T);
+    alignas(64) T tables[3][kCapacity];
+    const std::size_t skip = reinterpret_cast<std::uintptr_t>(a.x) % kLineBytes / sizeof(T);
+    auto copy = [&](std::size_t slot, const T* from) {
+        T* to = tables[slot] + skip;
+        std::memcpy(to, from, a.mid * sizeof(T));
+        return to;
+    };
+    ChannelAffineArgs<T> co_aligned = a;
+    if (Centered) co_aligned.center = copy(0, a.center);
+    co_aligned.scale = copy(1, a.scale);
+    co_aligned.offset = copy(2, a.offset);
+    channel_affine_impl<T, Centered>(co_aligned);  // co_aligned_channels_pay is false there
+}
+
 template <class T, bool Centered>
 void channel_affine_impl(const ChannelAffineArgs<T>& a) {
     using V = Vec<T>;
@@ -684,6 +729,9 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         const std::size_t head = aligned_head(a.x, a.mid, a.x_outer_stride);
         // Locals, as in the channels-first loop below: read through `a`, these pointers were
         // reloaded after every store to y (two or three loads more per vector).
+        if (!a.stream_output && head != 0 && co_aligned_channels_pay(a, Centered)) {
+            return channel_affine_co_aligned<T, Centered>(a);
+        }
         const T* const center_row = a.center;
         const T* const scale_row = a.scale;
         const T* const offset_row = a.offset;
