@@ -2,7 +2,9 @@
 // build A and build B alternate, so both see the same machine state, and the per-block B/A ratios
 // give a spread that separates a change from this VM's drift (20-50 % between minutes).
 //
-//   driver OP SHAPE [--no-weight] [--no-bias] [--x-offset B] [--y-offset B] [--w-offset B] [--b-offset B] [--blocks N]
+//   driver OP SHAPE [--no-weight] [--no-bias] [--stream] [--x-offset B] [--y-offset B] [--w-offset B] [--b-offset B]
+//          [--blocks N]
+//   --stream: non-temporal stores of y (stream_output), as the library takes for outputs past L3
 //   OP: layer_norm | rms_norm (SHAPE RxF) | batch_stats | channel_affine | batch_norm_train
 //       (SHAPE RxF: channels-last, or NxCxHxW: channels-first)
 #include <simdnorm/kernels.hpp>
@@ -82,14 +84,14 @@ double quantile(std::vector<double> v, double q) {
 int main(int argc, char** argv) {
     if (argc < 3) {
         std::fprintf(stderr,
-                     "usage: %s OP SHAPE [--no-weight] [--no-bias] [--x-offset B] [--y-offset B] [--w-offset B] "
+                     "usage: %s OP SHAPE [--no-weight] [--no-bias] [--stream] [--x-offset B] [--y-offset B] [--w-offset B] "
                      "[--b-offset B] [--blocks N]\n",
                      argv[0]);
         return 2;
     }
     const std::string op = argv[1];
     Shape shape;
-    bool weight_on = true, bias_on = true;
+    bool weight_on = true, bias_on = true, stream = false;
     // Bytes into a page where each array starts: NumPy's large arrays start 16 bytes in; 1344 is where
     // it put a 32x4096 result; weight and bias where it put them for 8x4096 (4K aliasing depends on
     // these, normalize_row_group in generic/kernels.inl).
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
             const std::string flag = argv[i];
             if (flag == "--no-weight") weight_on = false;
             else if (flag == "--no-bias") bias_on = false;
+            else if (flag == "--stream") stream = true;
             else if (flag == "--x-offset" && i + 1 < argc) x_offset = whole_number(argv[++i], flag, true);
             else if (flag == "--y-offset" && i + 1 < argc) y_offset = whole_number(argv[++i], flag, true);
             else if (flag == "--w-offset" && i + 1 < argc) w_offset = whole_number(argv[++i], flag, true);
@@ -129,18 +132,19 @@ int main(int argc, char** argv) {
     simdnorm::NormArgs<float> norm;
     norm.x = x.data, norm.y = y.data, norm.outer = shape.outer, norm.mid = shape.mid, norm.inner = shape.inner;
     norm.x_outer_stride = norm.y_outer_stride = row_stride, norm.x_mid_stride = norm.y_mid_stride = mid_stride;
-    norm.weight = weight_on ? weight : nullptr, norm.bias = bias_on ? bias : nullptr;
+    norm.weight = weight_on ? weight : nullptr, norm.bias = bias_on ? bias : nullptr, norm.stream_output = stream;
     simdnorm::BatchStatsArgs<float> stats;
     stats.x = x.data, stats.outer = shape.outer, stats.mid = shape.mid, stats.inner = shape.inner;
     stats.x_outer_stride = row_stride, stats.x_mid_stride = mid_stride, stats.mean = mean.data(), stats.m2 = m2.data();
     simdnorm::ChannelAffineArgs<float> affine;
     affine.x = x.data, affine.y = y.data, affine.outer = shape.outer, affine.mid = shape.mid, affine.inner = shape.inner;
     affine.x_outer_stride = affine.y_outer_stride = row_stride, affine.x_mid_stride = affine.y_mid_stride = mid_stride;
-    affine.center = center.data(), affine.scale = weight, affine.offset = bias;
+    affine.center = center.data(), affine.scale = weight, affine.offset = bias, affine.stream_output = stream;
     simdnorm::BatchNormTrainArgs<float> train;
     train.x = x.data, train.y = y.data, train.outer = shape.outer, train.mid = shape.mid, train.inner = shape.inner;
     train.x_outer_stride = train.y_outer_stride = row_stride, train.x_mid_stride = train.y_mid_stride = mid_stride;
     train.weight = norm.weight, train.bias = norm.bias, train.mean = mean.data(), train.m2 = m2.data();
+    train.stream_output = stream;
 
     Kernel kernels[2];
     const void* args = nullptr;

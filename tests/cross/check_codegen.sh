@@ -39,15 +39,12 @@ for isa in avx2 avx512 neon; do
     prefetch=prefetcht0
     [ "${isa}" = neon ] && prefetch=prfm
     for t in float double; do
-        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead), plain and interleaved
-        # (Stream = true, the last template argument).
+        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead).
         require "${object}" "${prefetch}" "layer_norm_rows<${t}>"
-        require "${object}" "${prefetch}" "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
         # BatchNorm training's next-channel prefetch.
         require "${object}" "${prefetch}" "normalize_channel_prefetching_next<${t}>"
         # x86: streamed partial vectors as non-temporal element stores (store_stream_partial).
         if [ "${isa}" != neon ]; then
-            require "${object}" movnti "layer_norm_rows_interleaved<${t}, (true|false), (true|false), true>"
             require "${object}" movnti "normalize_row<${t}, "
         fi
     done

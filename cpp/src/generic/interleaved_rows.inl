@@ -8,13 +8,15 @@
 // (bench/README.md tuning log 15). Row o + 1's sums follow add_row_centered_sums' order step for
 // step, so every row gets the same bits as on the other paths.
 //
-// Taken for DRAM-sized outputs with 32 vector registers (non-temporal stores; 8192x1024 out=
-// ~1.4x -> ~1.05x the time of np.copyto), and for cached batches larger than L1
-// (interleaved_cached_rows_apply). Other rows in cache take row_blocks.inl, which overlaps the
-// rows' chains by taking each step over a block of rows, or the row groups of kernels.inl. The loop
+// Taken for cached batches larger than L1 (interleaved_cached_rows_apply). Streamed (DRAM-sized)
+// outputs keep the plain row loop of kernels.inl: tuning log 15 took this loop for them with AVX-512
+// when the plain loop's row prefetch was missing from the binary (tuning log 19); with it, the
+// plain loop measured faster (Zen 4, C++ loop, 16384x1024 0.86-0.93x, 4096x4096 0.91x this loop's
+// time; through the bench AVX-512 against AVX2 from 1.01-1.14x to 0.78-0.89x; tuning log 31).
+// Other rows in cache take row_blocks.inl, which overlaps the rows' chains by taking each step over
+// a block of rows, or the row groups of kernels.inl. The loop
 // keeps ~16 vectors live; with 16 registers the two pivots are read from L1 at each use
-// (opaque_load) so that no accumulator spills. Before that, AVX2 streamed rows ran slower than the
-// plain loop (8192x1024 out= 2.2-2.4 -> 2.9-3.0 ms) and keep it; so do one-lane blocks (scalar).
+// (opaque_load) so that no accumulator spills. One-lane blocks (scalar) keep the plain loop.
 // (Walking the normalization from a rotated start, to keep its stores away from the loads' page
 // offsets, measured slower at every offset: 4K aliasing is not what limits this loop.)
 
@@ -91,14 +93,12 @@ struct CenteredSumsInProgress {
     }
 };
 
-// normalize_row's value for the `valid` elements at i (valid == lanes: a whole vector). Stream: x
-// of a DRAM-sized pass, loaded with load_streaming (AVX-512: two 256-bit halves; an x whose
-// vectors straddle lines ran 16384x1024 out= 3,300-3,800 us against 2,650-2,750, tuning log 19).
-template <class T, bool HasWeight, bool HasBias, bool Stream = false>
+// normalize_row's value for the `valid` elements at i (valid == lanes: a whole vector).
+template <class T, bool HasWeight, bool HasBias>
 SIMDNORM_ALWAYS_INLINE Vec<T> layer_norm_value(const T* x, std::size_t i, std::size_t valid, Vec<T> c, Vec<T> r,
                                                Vec<T> s, const T* weight, const T* bias) {
     const bool full = valid == Vec<T>::lanes;
-    Vec<T> t = mul_add((full ? (Stream ? load_streaming(x + i) : load(x + i)) : load_partial(x + i, valid)) - c, r, s);
+    Vec<T> t = mul_add((full ? load(x + i) : load_partial(x + i, valid)) - c, r, s);
     if (HasWeight) {
         const Vec<T> w = full ? load(weight + i) : load_partial(weight + i, valid);
         t = HasBias ? mul_add(t, w, full ? load(bias + i) : load_partial(bias + i, valid)) : t * w;
@@ -108,7 +108,7 @@ SIMDNORM_ALWAYS_INLINE Vec<T> layer_norm_value(const T* x, std::size_t i, std::s
     return t;
 }
 
-template <class T, bool HasWeight, bool HasBias, bool Stream>
+template <class T, bool HasWeight, bool HasBias>
 void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     using V = Vec<T>;
     constexpr std::size_t L = V::lanes;
@@ -128,64 +128,40 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     for (std::size_t o = 0; o < a.outer; ++o) {
         if (a.mean) a.mean[o] = static_cast<T>(current.mean);
         if (a.rstd) a.rstd[o] = static_cast<T>(current.rstd);
-        if (Stream) prefetch_row_ahead(a, o);
         const T* x = row_x(o);
         T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
         const T pivot = static_cast<T>(current.mean);
         const T shift = static_cast<T>(-(current.mean - static_cast<double>(pivot)) * current.rstd);
         if (o + 1 == a.outer) {
             normalize_row<T, true, HasWeight, HasBias>(x, y, n, pivot, static_cast<T>(current.rstd), shift, weight,
-                                                      bias, Stream);
+                                                      bias, false);
             break;
         }
         const V c = splat(pivot), r = splat(static_cast<T>(current.rstd)), s = splat(shift);
         alignas(64) T row_pivot_lanes[L];
         store(row_pivot_lanes, c);
         const T* next = row_x(o + 1);
-        // Whole vectors of y from `head` on are aligned for the non-temporal stores.
-        const std::size_t head = Stream ? min_size(elements_to_vector_boundary(y), n) : 0;
-        const std::size_t blocks = (n - head) / B, steps = n / B;
+        const std::size_t steps = n / B;
         store(pivot_lanes, splat(next_pivot));
         const T pivot_after = o + 2 < a.outer ? pivot_estimate(row_x(o + 2), n) : T(0);
         CenteredSumsInProgress<T> sums;
         sums.c = load(pivot_lanes);
         sums.pivot_lanes = pivot_lanes;
-        for (std::size_t k = 0; k < steps || k < blocks; ++k) {
-            if (k < steps) sums.step(next + k * B);
-            if (k < blocks) {
-                const std::size_t i = head + k * B;
-                for (std::size_t v = 0; v < 4; ++v) {
-                    const V c_lanes = kVectorRegisters >= 32 ? c : opaque_load(row_pivot_lanes);
-                    const V value =
-                        layer_norm_value<T, HasWeight, HasBias, Stream>(x, i + v * L, L, c_lanes, r, s, weight, bias);
-                    if (Stream) {
-                        store_stream(y + i + v * L, value);
-                    } else {
-                        store(y + i + v * L, value);
-                    }
-                }
+        for (std::size_t k = 0; k < steps; ++k) {
+            sums.step(next + k * B);
+            const std::size_t i = k * B;
+            for (std::size_t v = 0; v < 4; ++v) {
+                const V c_lanes = kVectorRegisters >= 32 ? c : opaque_load(row_pivot_lanes);
+                const V value = layer_norm_value<T, HasWeight, HasBias>(x, i + v * L, L, c_lanes, r, s, weight, bias);
+                store(y + i + v * L, value);
             }
         }
-        if (head != 0) {
-            store_stream_partial(
-                y, layer_norm_value<T, HasWeight, HasBias>(x, 0, head, c, r, s, weight, bias), head);
-        }
-        std::size_t i = head + blocks * B;
+        std::size_t i = steps * B;
         for (; i + L <= n; i += L) {
-            const V value = layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, weight, bias);
-            if (Stream) {
-                store_stream(y + i, value);
-            } else {
-                store(y + i, value);
-            }
+            store(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, weight, bias));
         }
         if (i < n) {
-            const V value = layer_norm_value<T, HasWeight, HasBias>(x, i, n - i, c, r, s, weight, bias);
-            if (Stream) {
-                store_stream_partial(y + i, value, n - i);
-            } else {
-                store_partial(y + i, value, n - i);
-            }
+            store_partial(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, n - i, c, r, s, weight, bias), n - i);
         }
         double sum_d = 0.0, sum_dd = 0.0;
         sums.finish(next, steps * B, n, pivot_lanes, &sum_d, &sum_dd);
@@ -196,14 +172,6 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
         current = {moments.mean, inverse_std(moments.m2, count, a.eps)};
         next_pivot = pivot_after;
     }
-}
-
-// Whether layer_norm_rows_interleaved takes these rows (see the top of this file): streamed, rows
-// one chunk long (row_moments = chunk_moments), y element-aligned (the head is whole elements).
-template <class T>
-bool interleaved_rows_apply(const NormArgs<T>& a) {
-    return kVectorRegisters >= 32 && Vec<T>::lanes > 1 && a.stream_output && !a.stats_in && !a.stats_out &&
-           a.outer > 0 && a.mid > 0 && a.mid <= kRowChunk && reinterpret_cast<std::uintptr_t>(a.y) % sizeof(T) == 0;
 }
 
 // Whether cached rows (normal stores) take layer_norm_rows_interleaved (RMSNorm:
@@ -231,12 +199,12 @@ bool interleaved_cached_rows_apply(const NormArgs<T>& a) {
            a.outer * a.mid * sizeof(T) > kInterleavedCachedBytes;
 }
 
-template <class T, bool Stream>
+template <class T>
 void layer_norm_rows_interleaved_affine(const NormArgs<T>& a) {
-    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true, Stream>(a);
-    if (a.weight) return layer_norm_rows_interleaved<T, true, false, Stream>(a);
-    if (a.bias) return layer_norm_rows_interleaved<T, false, true, Stream>(a);
-    layer_norm_rows_interleaved<T, false, false, Stream>(a);
+    if (a.weight && a.bias) return layer_norm_rows_interleaved<T, true, true>(a);
+    if (a.weight) return layer_norm_rows_interleaved<T, true, false>(a);
+    if (a.bias) return layer_norm_rows_interleaved<T, false, true>(a);
+    layer_norm_rows_interleaved<T, false, false>(a);
 }
 
 // row_sum_squares(p, n) taken one 4-vector step at a time, then finished: the same chains, flushes

@@ -350,16 +350,13 @@ void layer_norm_rows(const NormArgs<T>& a) {
         layer_norm_row_blocks(a);
         return;
     }
-    if (interleaved_rows_apply(a)) {  // streamed (interleaved_rows.inl)
-        layer_norm_rows_interleaved_affine<T, true>(a);
-        return;
-    }
     if (interleaved_cached_rows_apply(a)) {  // more x than L1 holds (interleaved_rows.inl)
-        layer_norm_rows_interleaved_affine<T, false>(a);
+        layer_norm_rows_interleaved_affine(a);
         return;
     }
-    // Streamed (DRAM-sized) outputs that interleaved_rows_apply leaves keep the plain loop at the
-    // end: the look-ahead order below measured slower there (1.9 -> 2.2 ms at 8192x1024 out=).
+    // Streamed (DRAM-sized) outputs keep the plain loop at the end: the look-ahead order below
+    // measured slower there (1.9 -> 2.2 ms at 8192x1024 out=), and so did the interleaved loop
+    // (interleaved_rows.inl).
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
         // One row, or rows the paths above leave (wider than a row block: with AVX-512, or AVX2
         // rows over 4 KiB or batches within L1). Statistics one row ahead: the reduction of row
@@ -681,7 +678,8 @@ constexpr std::size_t kLineBytes = 64;
 template <class T>
 bool co_aligned_channels_pay(const ChannelAffineArgs<T>& a, bool centered) {
     const std::uintptr_t x_address = reinterpret_cast<std::uintptr_t>(a.x);
-    if (a.outer < kCoAlignedChannelsMinRows || a.mid * sizeof(T) > kPeriodicChannelBytes || x_address % sizeof(T) != 0) {
+    if (a.outer < kCoAlignedChannelsMinRows || a.mid * sizeof(T) > kPeriodicChannelBytes ||
+        x_address % sizeof(T) != 0) {
         return false;
     }
     const std::uintptr_t line_offset = x_address % kLineBytes;
