@@ -73,6 +73,21 @@ def test_missing_cases_and_peers_are_never_met():
     assert "0 of 0 measured" in text and "not in this run" in text and "| target |" not in text
 
 
+def test_the_other_grids_out_of_cache_size_is_not_counted_missing():
+    """The quick grid times 8192x1024 out=, --full 16384x1024 out=: a run with one of them has nothing
+    missing for the out-of-cache targets."""
+    rows = [_row(f"{op} 16384x1024 out=", sn_avx512=2500.0, copy=2400.0) for op in ("layer_norm", "rms_norm")]
+    for op in ("layer_norm", "rms_norm"):
+        rows.append(_row(f"{op} 16384x1024", sn_avx512=3000.0, ort=6000.0))
+    checked = targets.check([_result(1, rows)])
+    out_of_cache = [c for c in checked if "out of cache" in c[0]]
+    assert {c[1] for c in out_of_cache if c[2] is None} == {"layer_norm 8192x1024 out=", "rms_norm 8192x1024 out="}
+    text = targets.render([_result(1, rows)])
+    line = next(l for l in text.splitlines() if "measured (target, case) pairs met" in l)
+    unmeasured = len(checked) - sum(c[2] is not None for c in checked)
+    assert f"; {unmeasured - 4} not in this run" in line
+
+
 def test_upper_bounds_module_time_and_accuracy():
     rows = [_row("module layer_norm 1x768", sn_avx512=0.45), _row("module rms_norm 1x768", sn_avx512=0.6)]
     result = _result(1, rows)
