@@ -3,6 +3,8 @@
 
 namespace {
 
+constexpr std::size_t kLineBytes = 64;  // cache line
+
 inline double inverse_std(double m2, double count, double eps) {
     return 1.0 / std::sqrt(clamp_non_negative(m2 / count) + eps);
 }
@@ -358,8 +360,8 @@ void layer_norm_rows(const NormArgs<T>& a) {
     // measured slower there (1.9 -> 2.2 ms at 8192x1024 out=), and so did the interleaved loop
     // (interleaved_rows.inl).
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
-        // One row, or rows the paths above leave (wider than a row block: with AVX-512, or AVX2
-        // rows over 4 KiB or batches within L1). Statistics one row ahead: the reduction of row
+        // One row, or rows the paths above leave (wider than a row block: rows over 4 KiB or batches
+        // within L1). Statistics one row ahead: the reduction of row
         // o + 1 runs while the square root and division of row o complete, instead of the
         // normalization waiting on them.
         if (a.weight && a.outer >= kRowPair) {
@@ -549,7 +551,7 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
     // Two vectors a step, and at least one 64-byte line, which gets one prefetch: a request per
     // vector sent 16 per line in the scalar build and two on AVX2. (With 16, the scalar loop ran
     // 1x64x56x56 in 128 or 176 us depending on the build's code layout.)
-    constexpr std::size_t kLineElements = 64 / sizeof(T);
+    constexpr std::size_t kLineElements = kLineBytes / sizeof(T);
     constexpr std::size_t step = 2 * L > kLineElements ? 2 * L : kLineElements;
     std::size_t i = 0;
     for (; i + step <= n; i += step) {
@@ -673,7 +675,6 @@ void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
 // KiB at most) cost about three rows of their channels: 16x1024 took 1.25x as long, hence the
 // minimum row count (bench/README.md tuning log 31).
 constexpr std::size_t kCoAlignedChannelsMinRows = 128;
-constexpr std::size_t kLineBytes = 64;
 
 template <class T>
 bool co_aligned_channels_pay(const ChannelAffineArgs<T>& a, bool centered) {
@@ -725,11 +726,11 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         // 14.1-14.5 with x's loads aligned, 16.5-17.0 with y's stores aligned; x 16, y 0: 14.3-14.6,
         // 13.4-13.6, 13.8-14.3.
         const std::size_t head = aligned_head(a.x, a.mid, a.x_outer_stride);
-        // Locals, as in the channels-first loop below: read through `a`, these pointers were
-        // reloaded after every store to y (two or three loads more per vector).
         if (!a.stream_output && head != 0 && co_aligned_channels_pay(a, Centered)) {
             return channel_affine_co_aligned<T, Centered>(a);
         }
+        // Locals, as in the channels-first loop below: read through `a`, these pointers were
+        // reloaded after every store to y (two or three loads more per vector).
         const T* const center_row = a.center;
         const T* const scale_row = a.scale;
         const T* const offset_row = a.offset;
