@@ -271,12 +271,12 @@ def test_row_groups_walking_either_way_match_each_row_alone_bitwise(isa, cols, d
 
 @pytest.mark.parametrize("channels, dtype", [(256, np.float32), (100, np.float32), (1024, np.float32), (256, np.float64)])
 @pytest.mark.parametrize("param_offset", [0, 8, 40])  # bytes into a line; x sits 16 bytes in
-@pytest.mark.parametrize("y_offset", [16, 2048, None])  # None: in place
-def test_channels_last_rows_with_parameters_off_x_line_offset_match_co_aligned_ones_bitwise(
+@pytest.mark.parametrize("y_offset", [16, 2048, 2080, None])  # None: in place
+def test_channels_last_rows_with_parameters_off_y_line_offset_match_co_aligned_ones_bitwise(
     isa, channels, dtype, param_offset, y_offset
 ):
     """Channels-last rows (scale_shift, BatchNorm eval and training over the last axis) with enough
-    rows copy per-channel vectors that sit elsewhere in their cache line than x's rows to x's place
+    rows copy per-channel vectors that sit elsewhere in their cache line than y's rows to y's place
     (channel_affine_co_aligned): same bits as parameters placed there by the caller, and the float64
     reference's values, out of place and in place."""
     rng = np.random.default_rng(channels + param_offset)
@@ -290,7 +290,7 @@ def test_channels_last_rows_with_parameters_off_x_line_offset_match_co_aligned_o
             a[...] = values
         return arrays
 
-    off_line, co_aligned = params(param_offset), params(16)
+    off_line, co_aligned = params(param_offset), params(16 if y_offset is None else y_offset % 64)
     for p, q in zip(off_line, co_aligned):
         q[...] = p
 

@@ -68,3 +68,25 @@ def test_module_output_off_a_vector_boundary(isa, rng, dtype):
         inplace = _placed(x, offset)
         module(inplace, out=inplace)
         np.testing.assert_array_equal(inplace, expected)
+
+
+# Batches past L1 (32 KiB of x) with rows of 1-4 KiB take the loop that normalizes one row while
+# summing the next; its normalization starts at y's vector boundary, so with a head it runs one
+# block fewer than the sums (768 = 12 blocks of 64 float32). 771: rows off each other's boundary.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_batches_past_l1_off_a_vector_boundary_match_aligned_rows_bit_for_bit(isa, rng, op, dtype):
+    fn = getattr(simdnorm, op)
+    for n in (768, 771, 1000):
+        x = rng.standard_normal((16, n)).astype(dtype) * 3 + 1
+        w, b = _params(rng, n, dtype)
+        args = (w, b) if op == "layer_norm" else (w,)
+        expected = fn(_placed(x, 0), *args)
+        np.testing.assert_array_equal(expected[5], fn(_placed(x[5:6], 0), *args)[0])  # as a row alone
+        for offset in OFFSETS:
+            out = _placed(np.zeros_like(x), offset)
+            fn(_placed(x, 0), *args, out=out)
+            np.testing.assert_array_equal(out, expected, err_msg=f"{op} n={n} out offset {offset}")
+            inplace = _placed(x, offset)
+            fn(inplace, *args, out=inplace)
+            np.testing.assert_array_equal(inplace, expected, err_msg=f"{op} n={n} in place offset {offset}")

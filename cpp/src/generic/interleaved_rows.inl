@@ -147,16 +147,24 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
         CenteredSumsInProgress<T> sums;
         sums.c = load(pivot_lanes);
         sums.pivot_lanes = pivot_lanes;
-        for (std::size_t k = 0; k < steps; ++k) {
+        // The normalization's blocks start at y's first vector boundary (store_head): one block
+        // fewer than the sums' when the head leaves less than a block at the end.
+        const std::size_t head = store_head(y, n);
+        if (head != 0) {
+            store_partial(y, layer_norm_value<T, HasWeight, HasBias>(x, 0, head, c, r, s, weight, bias), head);
+        }
+        const std::size_t blocks = (n - head) / B;
+        for (std::size_t k = 0; k < blocks; ++k) {
             sums.step(next + k * B);
-            const std::size_t i = k * B;
+            const std::size_t i = head + k * B;
             for (std::size_t v = 0; v < 4; ++v) {
                 const V c_lanes = kVectorRegisters >= 32 ? c : opaque_load(row_pivot_lanes);
                 const V value = layer_norm_value<T, HasWeight, HasBias>(x, i + v * L, L, c_lanes, r, s, weight, bias);
                 store(y + i + v * L, value);
             }
         }
-        std::size_t i = steps * B;
+        if (blocks < steps) sums.step(next + blocks * B);
+        std::size_t i = head + blocks * B;
         for (; i + L <= n; i += L) {
             store(y + i, layer_norm_value<T, HasWeight, HasBias>(x, i, L, c, r, s, weight, bias));
         }
@@ -282,12 +290,16 @@ void rms_norm_rows_interleaved(const NormArgs<T>& a) {
         }
         const T* next = row_x(o + 1);
         SumSquaresInProgress<T> sums;
-        for (std::size_t k = 0; k < steps; ++k) {
+        const std::size_t head = store_head(y, n);  // as in layer_norm_rows_interleaved
+        if (head != 0) store_partial(y, value(x, 0, head, r), head);
+        const std::size_t blocks = (n - head) / B;
+        for (std::size_t k = 0; k < blocks; ++k) {
             sums.step(next + k * B);
-            const std::size_t i = k * B;
+            const std::size_t i = head + k * B;
             for (std::size_t v = 0; v < 4; ++v) store(y + i + v * L, value(x, i + v * L, L, r));
         }
-        std::size_t i = steps * B;
+        if (blocks < steps) sums.step(next + blocks * B);
+        std::size_t i = head + blocks * B;
         for (; i + L <= n; i += L) store(y + i, value(x, i, L, r));
         if (i < n) store_partial(y + i, value(x, i, n - i, r), n - i);
         rstd = 1.0 / std::sqrt(sums.finish(next, steps * B, n) / count + a.eps);

@@ -34,12 +34,23 @@ SIMDNORM_ALWAYS_INLINE void for_aligned_vectors(std::size_t head, std::size_t co
     if (i < count) step(i, count - i);
 }
 
-// y[i, i + valid) = make(i, valid) over [0, n), one vector at a time (valid < lanes only at the
-// tail, and at the head when streaming). With `stream`, all of y is written with non-temporal
-// stores: whole vectors from y's first vector boundary on, the partial ones before and after
-// element by element (store_stream_partial: no ordinary store meets a streamed line). Always
-// inlined: left to the compiler with make called in three places, it became a function of its own
-// and AVX2 streamed LayerNorm rows ran 30-50 % slower (bench/README.md tuning log 19).
+// Elements of y before its first vector boundary, where a row of n elements gains by starting its
+// stores there (n > lanes; 0 when y is not element-aligned). A vector store that spans two cache
+// lines costs a second store on Intel: Sapphire Rapids-class VM, AVX-512, C++ loop, RMSNorm 8x768
+// with y 16 bytes into a line ... (bench/README.md tuning log 32). The values do not depend on
+// where the vectors start: the normalization is elementwise.
+template <class T>
+SIMDNORM_ALWAYS_INLINE std::size_t store_head(const T* y, std::size_t n) {
+    if (n <= Vec<T>::lanes || reinterpret_cast<std::uintptr_t>(y) % sizeof(T) != 0) return 0;
+    return elements_to_vector_boundary(y);
+}
+
+// y[i, i + valid) = make(i, valid) over [0, n), one vector at a time from y's first vector
+// boundary (store_head; valid < lanes only at the head and the tail). With `stream`, all of y is
+// written with non-temporal stores: whole vectors from y's first vector boundary on, the partial
+// ones before and after element by element (store_stream_partial: no ordinary store meets a
+// streamed line). Always inlined: left to the compiler with make called in three places, it became
+// a function of its own and AVX2 streamed LayerNorm rows ran 30-50 % slower (tuning log 19).
 template <class T, class Make>
 SIMDNORM_ALWAYS_INLINE void write_run(T* y, std::size_t n, bool stream, Make&& make) {
     using V = Vec<T>;
@@ -54,6 +65,11 @@ SIMDNORM_ALWAYS_INLINE void write_run(T* y, std::size_t n, bool stream, Make&& m
         for (; i + L <= n; i += L) store_stream(y + i, make(i, L));
         if (i < n) store_stream_partial(y + i, make(i, n - i), n - i);
         return;
+    }
+    const std::size_t head = store_head(y, n);
+    if (head != 0) {
+        store_partial(y, make(std::size_t(0), head), head);
+        i = head;
     }
     for (; i + L <= n; i += L) store(y + i, make(i, L));
     if (i < n) store_partial(y + i, make(i, n - i), n - i);
@@ -174,10 +190,8 @@ void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T*
         }
         for (std::size_t k = 0; k < R; ++k) store(y[k] + i, out[k]);
     };
-    const std::size_t whole = n / L * L;
-    auto tail = [&]() {
-        if (whole == n) return;
-        const std::size_t i = whole, valid = n - whole;
+    auto part = [&](std::size_t i, std::size_t valid) {
+        if (valid == 0) return;
         const V w = load_partial(weight + i, valid);
         const V b = HasBias ? load_partial(bias + i, valid) : V{};
         for (std::size_t k = 0; k < R; ++k) {
@@ -186,6 +200,10 @@ void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T*
             store_partial(y[k] + i, HasBias ? mul_add(t, w, b) : t * w, valid);
         }
     };
+    // Whole vectors from the rows' first vector boundary in y when they share it (store_head).
+    std::size_t head = store_head(y[0], n);
+    for (std::size_t k = 1; k < R; ++k) head = store_head(y[k], n) == head ? head : 0;
+    const std::size_t whole = head + (n - head) / L * L;
     const T* loads[R + 2];
     const T* stores[R];
     for (std::size_t k = 0; k < R; ++k) {
@@ -195,15 +213,17 @@ void normalize_row_group(const T* const* x, T* const* y, std::size_t n, const T*
     loads[R] = weight;
     loads[R + 1] = HasBias ? bias : nullptr;
     if (n * sizeof(T) > kWalkChoiceMinBytes && walk_backward(stores, loads)) {
-        tail();
-        for (std::size_t i = whole; i > 0;) {
+        part(whole, n - whole);
+        for (std::size_t i = whole; i > head;) {
             i -= L;
             step(i);
         }
+        part(0, head);
         return;
     }
-    for (std::size_t i = 0; i < whole; i += L) step(i);
-    tail();
+    part(0, head);
+    for (std::size_t i = head; i < whole; i += L) step(i);
+    part(whole, n - whole);
 }
 
 // Columns layout: per-lane pivot / rstd / shift vectors, weight and bias broadcast per row m.
@@ -537,7 +557,11 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
         // the end of every short NCHW run cost more (scale_shift 1x512x7x7 in the C++ loop 1.2 vs
         // 1.8 us with the arguments in locals; aligning the loads to x's vector boundary changed
         // nothing after that).
-        std::size_t i = 0;
+        std::size_t i = store_head(y, n);
+        if (i != 0) {
+            if (prefetch) prefetch_read(prefetch);
+            store_partial(y, value(0), i);
+        }
         for (; i + L <= n; i += L) {
             if (prefetch) prefetch_read(prefetch + i);
             store(y + i, value(i));
@@ -553,7 +577,15 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
     // 1x64x56x56 in 128 or 176 us depending on the build's code layout.)
     constexpr std::size_t kLineElements = kLineBytes / sizeof(T);
     constexpr std::size_t step = 2 * L > kLineElements ? 2 * L : kLineElements;
-    std::size_t i = 0;
+    // From y's vector boundary (store_head) in runs of 8 vectors or more: shorter ones paid more for
+    // the partial head than the aligned stores saved (AVX2 batch_norm_train 1x512x7x7, 49-element
+    // runs: 1.06x the time).
+    std::size_t i = n >= 8 * L ? store_head(y, n) : 0;
+    if (i != 0) {
+        if (prefetch) prefetch_read(prefetch);
+        const V xv = Centered ? load_partial(x, i) - center : load_partial(x, i);
+        store_partial(y, mul_add(xv, scale, offset), i);
+    }
     for (; i + step <= n; i += step) {
         if (prefetch) {
             for (std::size_t k = 0; k < step; k += kLineElements) prefetch_read(prefetch + i + k);
@@ -665,12 +697,13 @@ void channel_affine_periodic(const ChannelAffineArgs<T>& a) {
     if (i < n) store_partial_maybe_stream<Stream>(a.y + i, make(i, t, n - i), n - i);
 }
 
-// A channels-last call's per-channel vectors copied to where x's rows sit in their cache line
-// (channel_affine_co_aligned). The row loop aligns its loads of x (channel_affine_impl); a scale /
-// offset that NumPy placed elsewhere in its line then made every one of their loads span two
+// A channels-last call's per-channel vectors copied to where y's rows sit in their cache line
+// (channel_affine_co_aligned). The row loop aligns its vectors to y (channel_affine_impl); a scale /
+// offset that NumPy placed elsewhere in its line then makes every one of their loads span two
 // lines. Where those split loads also met queued stores to y at the same page offsets (256
-// channels: 1 KiB rows), the loop ran 2-3x slower. Zen 4, C++ loop in one process, x 16 bytes into
-// a line, y and the parameters 64-byte aligned, 1568x256 µs: AVX-512 125 -> 41, AVX2 93 -> 43;
+// channels: 1 KiB rows), the loop ran 2-3x slower. Zen 4, when the loop aligned x, C++ loop in one
+// process, x 16 bytes into a line, y and the parameters 64-byte aligned (so 16 bytes off x's place),
+// 1568x256 µs: AVX-512 125 -> 41, AVX2 93 -> 43;
 // 1024x256 AVX2 60 -> 29; other channel counts level (0.95-1.02 from 128 rows on). The copies (3 x 4
 // KiB at most) cost about three rows of their channels: 16x1024 took 1.25x as long, hence the
 // minimum row count (bench/README.md tuning log 31).
@@ -678,12 +711,14 @@ constexpr std::size_t kCoAlignedChannelsMinRows = 128;
 
 template <class T>
 bool co_aligned_channels_pay(const ChannelAffineArgs<T>& a, bool centered) {
-    const std::uintptr_t x_address = reinterpret_cast<std::uintptr_t>(a.x);
+    const std::uintptr_t y_address = reinterpret_cast<std::uintptr_t>(a.y);
+    const std::size_t stride_bytes =
+        static_cast<std::size_t>(a.y_outer_stride < 0 ? -a.y_outer_stride : a.y_outer_stride) * sizeof(T);
     if (a.outer < kCoAlignedChannelsMinRows || a.mid * sizeof(T) > kPeriodicChannelBytes ||
-        x_address % sizeof(T) != 0) {
+        y_address % sizeof(T) != 0 || stride_bytes % kLineBytes != 0) {
         return false;
     }
-    const std::uintptr_t line_offset = x_address % kLineBytes;
+    const std::uintptr_t line_offset = y_address % kLineBytes;
     auto off = [&](const T* p) { return reinterpret_cast<std::uintptr_t>(p) % kLineBytes != line_offset; };
     return off(a.scale) || off(a.offset) || (centered && off(a.center));
 }
@@ -691,13 +726,13 @@ bool co_aligned_channels_pay(const ChannelAffineArgs<T>& a, bool centered) {
 template <class T, bool Centered>
 void channel_affine_impl(const ChannelAffineArgs<T>& a);
 
-// channel_affine_impl over copies of center / scale / offset at x's place in the line. Out of line:
+// channel_affine_impl over copies of center / scale / offset at y's place in the line. Out of line:
 // its 12 KiB frame stays off the common path.
 template <class T, bool Centered>
 SIMDNORM_NOINLINE void channel_affine_co_aligned(const ChannelAffineArgs<T>& a) {
     constexpr std::size_t kCapacity = (kPeriodicChannelBytes + kLineBytes) / sizeof(T);
     alignas(64) T tables[3][kCapacity];
-    const std::size_t skip = reinterpret_cast<std::uintptr_t>(a.x) % kLineBytes / sizeof(T);
+    const std::size_t skip = reinterpret_cast<std::uintptr_t>(a.y) % kLineBytes / sizeof(T);
     auto copy = [&](std::size_t slot, const T* from) {
         T* to = tables[slot] + skip;
         std::memcpy(to, from, a.mid * sizeof(T));
@@ -725,8 +760,14 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         // 256x768 out= through Python, x 16 bytes into a line, y 32: 16.5-16.7 us as it was,
         // 14.1-14.5 with x's loads aligned, 16.5-17.0 with y's stores aligned; x 16, y 0: 14.3-14.6,
         // 13.4-13.6, 13.8-14.3.
-        const std::size_t head = aligned_head(a.x, a.mid, a.x_outer_stride);
-        if (!a.stream_output && head != 0 && co_aligned_channels_pay(a, Centered)) {
+        // On Intel a store that spans two lines costs far more than such a load, and aligning the
+        // stores won by much more than it lost on Zen 4 (Sapphire Rapids-class VM, C++ loop, x 16
+        // bytes into a line, y on a line, B/A stores / loads aligned: AVX-512 1568x256 0.72,
+        // 256x768 0.41, 64x768 0.40; AVX2 0.95, 0.73, 0.71; tuning log 32). Whole vectors start at
+        // y's first vector boundary; our own outputs sit at x's place in the line when it matters
+        // (output_buffers.hpp), which aligns both.
+        const std::size_t head = aligned_head(a.y, a.mid, a.y_outer_stride);
+        if (!a.stream_output && co_aligned_channels_pay(a, Centered)) {
             return channel_affine_co_aligned<T, Centered>(a);
         }
         // Locals, as in the channels-first loop below: read through `a`, these pointers were
