@@ -349,3 +349,17 @@ def test_every_size_columns(isa, dtype, n):
     assert count == 2 * n
     np.testing.assert_allclose(mean, emean, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(var, evar, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows, cols", [(16384, 64), (4096, 40), (64, 4096)])
+def test_channels_last_statistics_with_a_far_pivot_take_the_two_pass(isa, rng, rows, cols):
+    """The per-column pivot is the mean of the first 16 rows; where those sit far from the rest (more
+    than a standard deviation from the column's mean) the shifted sums cancel, and each such column
+    must take the corrected two-pass: the float64 reference's mean and variance to ~1 ulp."""
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+    first = min(16, rows // 2)
+    x[:first, ::2] += 1000.0  # even columns: a far pivot; odd columns: the shifted sums hold
+    mean, var, _ = simdnorm.batch_stats(x, axis=-1)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(var, x64.var(axis=0), rtol=1e-6)  # the shifted sums: 1e-5 to 1e-4 off

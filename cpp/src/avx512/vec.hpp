@@ -68,6 +68,8 @@ inline Vec<float> operator*(Vec<float> a, Vec<float> b) { return {_mm512_mul_ps(
 inline Vec<double> operator*(Vec<double> a, Vec<double> b) { return {_mm512_mul_pd(a.v, b.v)}; }
 inline Vec<double> operator/(Vec<double> a, Vec<double> b) { return {_mm512_div_pd(a.v, b.v)}; }
 inline Vec<double> square_root(Vec<double> a) { return {_mm512_sqrt_pd(a.v)}; }
+// Whether a <= b in every lane (a NaN lane: false).
+inline bool all_less_equal(Vec<double> a, Vec<double> b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ) == 0xFF; }
 // a * b + c with one rounding.
 inline Vec<float> mul_add(Vec<float> a, Vec<float> b, Vec<float> c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline Vec<double> mul_add(Vec<double> a, Vec<double> b, Vec<double> c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }

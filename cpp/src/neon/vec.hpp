@@ -65,6 +65,11 @@ inline Vec<float> operator*(Vec<float> a, Vec<float> b) { return {vmulq_f32(a.v,
 inline Vec<double> operator*(Vec<double> a, Vec<double> b) { return {vmulq_f64(a.v, b.v)}; }
 inline Vec<double> operator/(Vec<double> a, Vec<double> b) { return {vdivq_f64(a.v, b.v)}; }
 inline Vec<double> square_root(Vec<double> a) { return {vsqrtq_f64(a.v)}; }
+// Whether a <= b in every lane (a NaN lane: false).
+inline bool all_less_equal(Vec<double> a, Vec<double> b) {
+    const uint64x2_t le = vcleq_f64(a.v, b.v);
+    return (vgetq_lane_u64(le, 0) & vgetq_lane_u64(le, 1)) != 0;
+}
 // a * b + c with one rounding (FMLA; note vfmaq takes the addend first).
 inline Vec<float> mul_add(Vec<float> a, Vec<float> b, Vec<float> c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
 inline Vec<double> mul_add(Vec<double> a, Vec<double> b, Vec<double> c) { return {vfmaq_f64(c.v, a.v, b.v)}; }

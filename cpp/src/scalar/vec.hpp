@@ -30,6 +30,8 @@ template <class T> inline Vec<T> operator-(Vec<T> a, Vec<T> b) { return {a.v - b
 template <class T> inline Vec<T> operator*(Vec<T> a, Vec<T> b) { return {a.v * b.v}; }
 template <class T> inline Vec<T> operator/(Vec<T> a, Vec<T> b) { return {a.v / b.v}; }
 template <class T> inline Vec<T> square_root(Vec<T> a) { return {std::sqrt(a.v)}; }
+// Whether a <= b in every lane (a NaN lane: false).
+template <class T> inline bool all_less_equal(Vec<T> a, Vec<T> b) { return a.v <= b.v; }
 // Unfused a * b + c: the baseline has no FMA instruction and a libm fma call would be slow.
 template <class T> inline Vec<T> mul_add(Vec<T> a, Vec<T> b, Vec<T> c) { return {a.v * b.v + c.v}; }
 
