@@ -22,3 +22,14 @@ def rng(request):
     """A generator seeded by the test's name, so every test is reproducible on its own."""
     seed = sum(ord(c) * (i + 1) for i, c in enumerate(request.node.name)) % (2**32)
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(params=[False, True], ids=["row-groups", "interleaved"])
+def wide_rows_tuning(request):
+    """Runs the test with either path for LayerNorm / RMSNorm rows of 4-16 KiB (simdnorm::Tuning),
+    whichever this CPU's make picks by default; restores the default afterwards."""
+    simdnorm._core._set_tuning(interleave_wide_rows=request.param)
+    try:
+        yield request.param
+    finally:
+        simdnorm._core._set_tuning()

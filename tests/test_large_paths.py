@@ -109,10 +109,33 @@ def test_streamed_layer_norm_rows_equal_cached_calls_bitwise(isa, cols, dtype, a
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cached_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, affine, threads):
     """Batches of wide rows, more x than L1 holds, at 1 thread (one task) and 2 (tasks of about
-    128 KiB): on AVX2 these rows take the loop that sums row o + 1 while writing row o
+    128 KiB): these rows take the loop that sums row o + 1 while writing row o
     (interleaved_cached_rows_apply). Every row, its mean and rstd must have the bits of the same
     row normalized alone (the single-row path), in place too, for the rows that take every branch
     of that loop."""
+    _check_layer_norm_rows_equal_each_row_alone(cols, dtype, affine, threads)
+
+
+# Rows of 4-16 KiB take the interleaved loop or the groups of four rows by the CPU's make
+# (simdnorm::Tuning); both choices run here on every ISA.
+WIDE_ROWS = [(2048, np.float32), (3001, np.float32), (4096, np.float32), (1536, np.float64), (2000, np.float64)]
+
+
+@pytest.mark.parametrize("cols, dtype", WIDE_ROWS)
+@pytest.mark.parametrize("affine", ["wb", "none"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wide_cached_rows_equal_each_row_alone_bitwise(isa, wide_rows_tuning, cols, dtype, affine, threads):
+    _check_layer_norm_rows_equal_each_row_alone(cols, dtype, affine, threads)
+
+
+@pytest.mark.parametrize("cols, dtype", WIDE_ROWS)
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wide_cached_rms_norm_rows_equal_each_row_alone_bitwise(isa, wide_rows_tuning, cols, dtype, weighted, threads):
+    _check_rms_norm_rows_equal_each_row_alone(cols, dtype, weighted, threads)
+
+
+def _check_layer_norm_rows_equal_each_row_alone(cols, dtype, affine, threads):
     itemsize = np.dtype(dtype).itemsize
     rows = (300 << 10) // (cols * itemsize) + 11
     x = _interleaved_rows_case(rows, cols, dtype, seed=cols + 7)
@@ -149,9 +172,13 @@ def test_cached_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, af
 @pytest.mark.parametrize("weighted", [True, False])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cached_rms_norm_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, weighted, threads):
-    """RMSNorm's counterpart of the test above (rms_norm_rows_interleaved on AVX2): every row
-    equals the row alone, in place too; a row of huge values whose float squares overflow
-    takes the double fallback of the sum of squares, a zero row gives zeros."""
+    """RMSNorm's counterpart of the test above (rms_norm_rows_interleaved): every row equals the row
+    alone, in place too; a row of huge values whose float squares overflow takes the double fallback
+    of the sum of squares, a zero row gives zeros."""
+    _check_rms_norm_rows_equal_each_row_alone(cols, dtype, weighted, threads)
+
+
+def _check_rms_norm_rows_equal_each_row_alone(cols, dtype, weighted, threads):
     itemsize = np.dtype(dtype).itemsize
     rows = (300 << 10) // (cols * itemsize) + 11
     rng = np.random.default_rng(cols + 3)

@@ -73,11 +73,12 @@ def test_module_output_off_a_vector_boundary(isa, rng, dtype):
 # Batches past L1 (32 KiB of x) with rows of 1-4 KiB take the loop that normalizes one row while
 # summing the next; its normalization starts at y's vector boundary, so with a head it runs one
 # block fewer than the sums (768 = 12 blocks of 64 float32). 771: rows off each other's boundary.
+# Rows of 4-16 KiB take that loop or groups of four rows (wide_rows_tuning).
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
-def test_batches_past_l1_off_a_vector_boundary_match_aligned_rows_bit_for_bit(isa, rng, op, dtype):
+def test_batches_past_l1_off_a_vector_boundary_match_aligned_rows_bit_for_bit(isa, wide_rows_tuning, rng, op, dtype):
     fn = getattr(simdnorm, op)
-    for n in (768, 771, 1000):
+    for n in (768, 771, 1000, 2048, 4096):
         x = rng.standard_normal((16, n)).astype(dtype) * 3 + 1
         w, b = _params(rng, n, dtype)
         args = (w, b) if op == "layer_norm" else (w,)

@@ -97,6 +97,24 @@ void register_dispatch(py::module_& m) {
             return py::make_tuple(s.blocks, s.bytes);
         },
         "_output_cache_stats() -> (blocks, bytes)\n\nUnused blocks the output cache holds now.");
+    m.def(
+        "_tuning", [] { return py::dict("interleave_wide_rows"_a = active_tuning().interleave_wide_rows); },
+        "_tuning() -> dict\n\nThe kernel path choices in use (simdnorm/isa.hpp, Tuning).");
+    m.def(
+        "_set_tuning",
+        [](py::handle interleave_wide_rows) {
+            Tuning tuning = cpu_default_tuning();
+            if (!interleave_wide_rows.is_none()) {
+                if (!py::isinstance<py::bool_>(interleave_wide_rows)) {
+                    throw py::type_error("_set_tuning: interleave_wide_rows must be a bool or None");
+                }
+                tuning.interleave_wide_rows = interleave_wide_rows.cast<bool>();
+            }
+            set_active_tuning(tuning);
+        },
+        "interleave_wide_rows"_a = py::none(),
+        "_set_tuning(interleave_wide_rows=None)\n\nOverride a kernel path choice (process-wide; None: this CPU's "
+        "default). For tests and benchmarks: every choice gives the same bits.");
     m.def("_noop", [](py::handle, py::handle) {}, "x"_a, "out"_a = py::none(),
           "Does nothing: the binding-overhead floor used by the benchmarks.");
 }

@@ -72,6 +72,18 @@ X86Features detect_x86() {
 
 }  // namespace
 
+bool cpu_is_intel() noexcept {
+#if SIMDNORM_X86
+    static const bool intel = [] {
+        const CpuidRegisters leaf0 = cpuid(0, 0);  // the maker's name in ebx, edx, ecx
+        return leaf0.ebx == 0x756e6547u && leaf0.edx == 0x49656e69u && leaf0.ecx == 0x6c65746eu;  // "GenuineIntel"
+    }();
+    return intel;
+#else
+    return false;
+#endif
+}
+
 bool cpu_can_run(Isa isa) noexcept {
     switch (isa) {
         case Isa::scalar:

@@ -52,6 +52,7 @@ const KernelTable* best_table() noexcept {
 }
 
 std::atomic<const KernelTable*> g_active{nullptr};
+std::atomic<int> g_interleave_wide_rows{-1};  // -1: the CPU's default
 thread_local const KernelTable* t_pinned = nullptr;  // PinActiveIsa
 
 }  // namespace
@@ -113,6 +114,24 @@ const KernelTable& active_table() noexcept {
 }
 
 Isa active_isa() noexcept { return active_table().isa; }
+
+Tuning cpu_default_tuning() noexcept {
+    Tuning tuning;
+    tuning.interleave_wide_rows = cpu_is_intel();
+    return tuning;
+}
+
+Tuning active_tuning() noexcept {
+    const int interleave = g_interleave_wide_rows.load(std::memory_order_relaxed);
+    if (interleave < 0) return cpu_default_tuning();
+    Tuning tuning;
+    tuning.interleave_wide_rows = interleave != 0;
+    return tuning;
+}
+
+void set_active_tuning(Tuning tuning) noexcept {
+    g_interleave_wide_rows.store(tuning.interleave_wide_rows ? 1 : 0, std::memory_order_relaxed);
+}
 
 PinActiveIsa::PinActiveIsa() noexcept : pinned_here_(t_pinned == nullptr) {
     if (pinned_here_) t_pinned = &active_table();

@@ -35,4 +35,7 @@ const KernelTable* find_table(Isa isa) noexcept;
 // CPU + OS support for a variant, regardless of whether it was compiled (cpu_features.cpp).
 bool cpu_can_run(Isa isa) noexcept;
 
+// Whether CPUID names Intel as the maker (cpu_features.cpp); false off x86.
+bool cpu_is_intel() noexcept;
+
 }  // namespace simdnorm

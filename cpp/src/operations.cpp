@@ -167,6 +167,7 @@ template <class T>
 void run_norm(NormArgs<T> args, void (*kernel)(const NormArgs<T>&) noexcept, bool layer) {
     const std::size_t total = args.outer * args.mid * args.inner;
     args.stream_output = total * sizeof(T) >= stream_output_bytes();
+    args.interleave_wide_rows = active_tuning().interleave_wide_rows;
     if (args.inner == 1 && args.mid >= kSplitRowElements) {
         run_split_rows(args, kernel, layer);
         return;

@@ -46,6 +46,12 @@ def use_isa(name: str) -> Iterator[str]:
             _core._set_isa(_open_blocks[-1][1] if _open_blocks else _variant_before_blocks)
 
 
+def _tuning_text() -> str:
+    wide = _core._tuning()["interleave_wide_rows"]
+    return ("LayerNorm / RMSNorm rows of 4-16 KiB: "
+            + ("next row's sums interleaved (Intel cores)" if wide else "groups of four rows"))
+
+
 def show_config(file=None) -> None:
     """Print the version, the compiled / supported / active variants, the thread and output-cache settings."""
     file = sys.stdout if file is None else file
@@ -57,6 +63,7 @@ def show_config(file=None) -> None:
         f"  supported ISAs:   {', '.join(_core.available_isas())}",
         f"  active ISA:       {_core.current_isa()}",
         f"  SIMDNORM_ISA:     {os.environ.get('SIMDNORM_ISA', '(unset)')}",
+        f"  tuning:           {_tuning_text()}",
         f"  threads:          {_core.get_num_threads()}"
         f" (SIMDNORM_NUM_THREADS={os.environ.get('SIMDNORM_NUM_THREADS', 'unset')})",
         f"  output cache:     {_core.get_output_cache_limit()} bytes max unused, {held[0]} blocks"

@@ -44,6 +44,19 @@ private:
     bool pinned_here_;
 };
 
+// Choices between kernel paths that measured one way on Intel cores and the other on AMD ones
+// (bench/README.md, tuning log 32). Process-wide like the variant; the default comes from the
+// CPU's make (cpu_default_tuning), and tests set both to check that each keeps the bits.
+struct Tuning {
+    // LayerNorm / RMSNorm rows of 4-16 KiB in cache (beyond L1) normalize one row while summing the
+    // next (interleaved_rows.inl) instead of taking groups of four rows: Intel (Sapphire
+    // Rapids-class, both AVX-512 and AVX2) 0.66-0.98x the time, AMD Zen 4 1.04-1.18x.
+    bool interleave_wide_rows = false;
+};
+Tuning cpu_default_tuning() noexcept;
+Tuning active_tuning() noexcept;
+void set_active_tuning(Tuning tuning) noexcept;
+
 // Selects the initial variant: the best supported one, or the SIMDNORM_ISA environment variable's
 // when it names a supported variant. Never throws; an unknown or unsupported request falls back to
 // the best variant and returns a message the caller should show as a warning (empty otherwise).

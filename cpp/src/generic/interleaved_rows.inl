@@ -198,14 +198,22 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
 // at 256x1024, 0.67 at RMSNorm 512x768 (tuning log 31; tuning log 15's opposite finding came
 // before the reloads of weight and bias were removed). NEON (32 registers) takes it as well; it was
 // not timed on AArch64 hardware (the qemu tests check its bits only).
+// With a.interleave_wide_rows (Tuning, isa.hpp: Intel cores) rows up to 16 KiB take it too: on a
+// Sapphire Rapids-class VM, C++ loop in one process, row groups / interleaved B/A, AVX-512:
+// LayerNorm 8x4096 0.87, 16x4096 0.89, 32x4096 0.87-0.94, 128x4096 0.89, 16x2048 0.69, 64x2048
+// 0.67, 32x3072 0.87, RMSNorm 8x4096 0.82, 32x4096 0.80, 16x2048 0.66; AVX2 0.74-0.96. On Zen 4
+// (AVX-512) the same loop took 1.04-1.18x the row groups' time (tuning logs 31 and 32).
 constexpr std::size_t kInterleavedCachedBytes = std::size_t(32) << 10;
 constexpr std::size_t kInterleavedCachedRowBytes = std::size_t(4) << 10;
-static_assert(kInterleavedCachedRowBytes / sizeof(double) <= kRowChunk, "rows of one chunk (chunk_moments)");
+constexpr std::size_t kInterleavedWideRowBytes = std::size_t(16) << 10;
+static_assert(kInterleavedWideRowBytes / sizeof(float) <= kRowChunk, "rows of one chunk (chunk_moments)");
 template <class T>
 bool interleaved_cached_rows_apply(const NormArgs<T>& a) {
-    return Vec<T>::lanes > 1 && !a.stream_output && !a.stats_in && !a.stats_out &&
-           a.outer >= 2 && a.mid * sizeof(T) > kRowBlockMaxBytes && a.mid * sizeof(T) <= kInterleavedCachedRowBytes &&
-           a.outer * a.mid * sizeof(T) > kInterleavedCachedBytes;
+    const std::size_t row_bytes = a.mid * sizeof(T);
+    return Vec<T>::lanes > 1 && !a.stream_output && !a.stats_in && !a.stats_out && a.outer >= 2 &&
+           row_bytes > kRowBlockMaxBytes &&
+           row_bytes <= (a.interleave_wide_rows ? kInterleavedWideRowBytes : kInterleavedCachedRowBytes) &&
+           a.outer * row_bytes > kInterleavedCachedBytes;
 }
 
 template <class T>
