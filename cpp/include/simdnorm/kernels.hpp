@@ -79,8 +79,8 @@ constexpr std::size_t batch_stats_group_rows(std::size_t inner) {
     return inner >= kBatchStatsChunk || inner == 0 ? 1 : kBatchStatsChunk / inner;
 }
 // Channels-last (inner == 1) batch statistics with at least 2 * kChannelsLastStrip channels are
-// split by columns, in strips of kChannelsLastStrip channels over every row (operations.cpp); with
-// fewer, by blocks of rows. A multiple of every variant's column tile (4 vectors, at most 64
+// split by columns, in tasks of 2 * kChannelsLastStrip channels over every row (operations.cpp);
+// with fewer, by blocks of rows. A multiple of every variant's column tile (4 vectors, at most 64
 // float32 lanes), so tiles never straddle strips.
 constexpr std::size_t kChannelsLastStrip = 64;
 template <class T>
