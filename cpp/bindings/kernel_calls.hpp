@@ -89,7 +89,7 @@ void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
 // Training-mode forward: the batch statistics of call.x into mean / m2 (count = outer * inner per
 // channel) and y normalized with them, then weight and bias. Channels-first inputs whose channels
 // fit in cache take the fused kernel (x read once from memory); the rest take the statistics, the
-// fold (in ws) and the affine pass. Both fold as fold_channels does; the fused kernel always
+// fold (fold_batch_moments, into ws) and the affine pass. Both fold alike; the fused kernel always
 // subtracts the center.
 template <class T>
 void batch_norm_training_forward(const CallLayout& call, const T* weight, const T* bias, double eps, double* mean,
@@ -104,8 +104,18 @@ void batch_norm_training_forward(const CallLayout& call, const T* weight, const 
     }
     compute_batch_stats<T>(call, mean, m2);
     const ChannelArrays<T> folded = ws.folded_for<T>(a.mid);
-    const bool centered = fold_channels<T>(a.mid, BatchMomentsSource{mean, m2, double(a.outer * a.inner), eps}, weight,
-                                           bias, folded.center, folded.scale, folded.offset);
+    FoldArgs<T> fold;
+    fold.mean = mean;
+    fold.m2 = m2;
+    fold.count = double(a.outer * a.inner);
+    fold.eps = eps;
+    fold.weight = weight;
+    fold.bias = bias;
+    fold.center = folded.center;
+    fold.scale = folded.scale;
+    fold.offset = folded.offset;
+    fold.channels = a.mid;
+    const bool centered = simdnorm::fold_batch_moments(fold);  // at the active variant's width
     apply_channel_affine<T>(call, centered ? folded.center : nullptr, folded.scale, folded.offset);
 }
 

@@ -13,6 +13,7 @@ struct TypedKernels {
     void (*batch_stats)(const BatchStatsArgs<T>&) noexcept;
     void (*channel_affine)(const ChannelAffineArgs<T>&) noexcept;
     void (*batch_norm_train)(const BatchNormTrainArgs<T>&) noexcept;
+    bool (*fold_batch_moments)(const FoldArgs<T>&) noexcept;
 };
 
 struct KernelTable {

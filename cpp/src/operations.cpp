@@ -328,6 +328,11 @@ void channel_affine(const ChannelAffineArgs<T>& caller_args) {
 }
 
 template <class T>
+bool fold_batch_moments(const FoldArgs<T>& args) {
+    return active_table().get<T>().fold_batch_moments(args);
+}
+
+template <class T>
 bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept {
     return args.inner > 1 && args.outer * args.inner * sizeof(T) <= kFusedChannelBytes;
 }
@@ -359,7 +364,8 @@ void batch_norm_train(const BatchNormTrainArgs<T>& caller_args) {
     template void batch_stats<T>(const BatchStatsArgs<T>&);      \
     template void channel_affine<T>(const ChannelAffineArgs<T>&);        \
     template bool batch_norm_train_fits<T>(const BatchNormTrainArgs<T>&) noexcept; \
-    template void batch_norm_train<T>(const BatchNormTrainArgs<T>&);
+    template void batch_norm_train<T>(const BatchNormTrainArgs<T>&);    \
+    template bool fold_batch_moments<T>(const FoldArgs<T>&);
 SIMDNORM_INSTANTIATE(float)
 SIMDNORM_INSTANTIATE(double)
 #undef SIMDNORM_INSTANTIATE

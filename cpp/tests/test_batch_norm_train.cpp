@@ -423,4 +423,47 @@ TEST_SUITE("batch_norm_train") {
         CHECK_FALSE(simdnorm::batch_norm_train_fits(shape_args<T>(16, 1)));  // channels-last
         CHECK_FALSE(simdnorm::batch_norm_train_fits(shape_args<T>(1, 1)));
     }
+
+    TEST_CASE_TEMPLATE("fold_batch_moments: every variant gives the float64 formula's bits", T, float, double) {
+        // 1000 channels: whole vectors and a tail on every variant. Means near zero fold into the
+        // offset; one far mean (1e4 std) makes every channel keep its center.
+        StateGuard guard;
+        constexpr std::size_t channels = 1000;
+        const double count = 37, eps = 1e-5;
+        const std::vector<double> means = normal_values<double>(channels, 9600);
+        std::vector<double> m2 = normal_values<double>(channels, 9601);
+        for (double& v : m2) v = (1.0 + std::fabs(v)) * (1.0 + std::fabs(v)) * count;  // std >= 1: |mean * scale| < 16
+        const std::vector<T> weight = normal_values<T>(channels, 9602, 1.0, 0.3);
+        const std::vector<T> bias = normal_values<T>(channels, 9603);
+        for (const bool far : {false, true}) {
+            std::vector<double> mean = means;
+            if (far) mean[channels / 2] = 1e4 * std::sqrt(m2[channels / 2] / count);
+            for (const Variant& v : runnable_variants()) {
+                const std::string label = std::string("variant ") + v.name() + (far ? ", a far mean" : "");
+                INFO(label);
+                std::vector<T> center(channels, T(kUnwritten)), scale(channels), offset(channels);
+                simdnorm::FoldArgs<T> a;
+                a.mean = mean.data();
+                a.m2 = m2.data();
+                a.count = count;
+                a.eps = eps;
+                a.weight = weight.data();
+                a.bias = bias.data();
+                a.center = center.data();
+                a.scale = scale.data();
+                a.offset = offset.data();
+                a.channels = channels;
+                const bool centered = run_on(v, 1, [&] { return simdnorm::fold_batch_moments(a); });
+                CHECK(centered == far);
+                for (std::size_t c = 0; c < channels; ++c) {
+                    const double s = 1.0 / std::sqrt(m2[c] / count + eps) * double(weight[c]);
+                    const T want_center = far ? static_cast<T>(mean[c]) : T(0);
+                    const double shift = far ? (mean[c] - double(want_center)) * s : mean[c] * s;
+                    REQUIRE(center[c] == want_center);
+                    REQUIRE(scale[c] == static_cast<T>(s));
+                    REQUIRE(offset[c] == static_cast<T>(double(bias[c]) - shift));
+                }
+            }
+        }
+    }
 }

@@ -131,6 +131,26 @@ struct BatchNormTrainArgs {
     bool stream_output = false;  // non-temporal stores for y (see the top of this file)
 };
 
+// Batch moments folded into channel_affine's arguments (training BatchNorm's statistics-then-affine
+// path), per channel: inv_std = 1 / sqrt(m2 / count + eps), scale = inv_std * weight, offset =
+// bias - mean * scale, all in double, rounded once to T, center zero. When some |mean * scale|
+// exceeds 16 output units (or is NaN), every channel's center is instead its mean rounded to T,
+// the rounding remainder going into the offset, and the kernel returns true. weight / bias may be
+// null (1 / 0); the outputs must not overlap the inputs.
+template <class T>
+struct FoldArgs {
+    const double* mean = nullptr;  // length channels
+    const double* m2 = nullptr;    // length channels: sum of squared deviations from the mean
+    double count = 1;              // values per channel
+    double eps = 1e-5;
+    const T* weight = nullptr;
+    const T* bias = nullptr;
+    T* center = nullptr;  // length channels each
+    T* scale = nullptr;
+    T* offset = nullptr;
+    std::size_t channels = 0;
+};
+
 #define SIMDNORM_DECLARE_KERNELS(ns)                                        \
     namespace ns {                                                          \
     template <class T> void layer_norm(const NormArgs<T>&) noexcept;        \
@@ -138,6 +158,7 @@ struct BatchNormTrainArgs {
     template <class T> void batch_stats(const BatchStatsArgs<T>&) noexcept; \
     template <class T> void channel_affine(const ChannelAffineArgs<T>&) noexcept; \
     template <class T> void batch_norm_train(const BatchNormTrainArgs<T>&) noexcept; \
+    template <class T> bool fold_batch_moments(const FoldArgs<T>&) noexcept; \
     }
 
 SIMDNORM_DECLARE_KERNELS(scalar)

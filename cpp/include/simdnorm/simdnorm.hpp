@@ -26,6 +26,10 @@ template <class T> void channel_affine(const ChannelAffineArgs<T>& args);
 template <class T> bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept;
 template <class T> void batch_norm_train(const BatchNormTrainArgs<T>& args);
 
+// batch_stats' moments folded into channel_affine's center / scale / offset (kernels.hpp,
+// FoldArgs); returns whether the center is needed. One pass on the calling thread.
+template <class T> bool fold_batch_moments(const FoldArgs<T>& args);
+
 // Outputs of at least this many bytes are written with non-temporal stores (they would only evict
 // x from the last-level cache; kernels.hpp, stream_output). The streamed row loops align their
 // stores to the vector width: a y at the same offset as x within a 64-byte line aligns x too.

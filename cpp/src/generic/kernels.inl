@@ -913,6 +913,16 @@ void batch_stats(const BatchStatsArgs<T>& a) noexcept {
     }
 }
 
+namespace {
+#include "generic/channel_fold.inl"
+}  // namespace
+
+template <class T>
+bool fold_batch_moments(const FoldArgs<T>& a) noexcept {
+    return fold_channels<T>(a.channels, BatchMomentsSource{a.mean, a.m2, a.count, a.eps}, a.weight, a.bias, a.center,
+                            a.scale, a.offset);
+}
+
 template <class T>
 void channel_affine(const ChannelAffineArgs<T>& a) noexcept {
     if (a.center) {
@@ -1084,3 +1094,5 @@ template void channel_affine<float>(const ChannelAffineArgs<float>&) noexcept;
 template void channel_affine<double>(const ChannelAffineArgs<double>&) noexcept;
 template void batch_norm_train<float>(const BatchNormTrainArgs<float>&) noexcept;
 template void batch_norm_train<double>(const BatchNormTrainArgs<double>&) noexcept;
+template bool fold_batch_moments<float>(const FoldArgs<float>&) noexcept;
+template bool fold_batch_moments<double>(const FoldArgs<double>&) noexcept;
