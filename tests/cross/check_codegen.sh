@@ -39,8 +39,9 @@ for isa in avx2 avx512 neon; do
     prefetch=prefetcht0
     [ "${isa}" = neon ] && prefetch=prfm
     for t in float double; do
-        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead).
-        require "${object}" "${prefetch}" "layer_norm_rows<${t}>"
+        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead), in layer_norm_rows or
+        # in the kernel it was inlined into (GCC does so for AArch64 float64).
+        require "${object}" "${prefetch}" "layer_norm(_rows)?<${t}>"
         # BatchNorm training's next-channel prefetch.
         require "${object}" "${prefetch}" "normalize_channel_prefetching_next<${t}>"
         # x86: streamed partial vectors as non-temporal element stores (store_stream_partial).
