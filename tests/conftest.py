@@ -26,10 +26,11 @@ def rng(request):
 
 @pytest.fixture(params=[False, True], ids=["row-groups", "interleaved"])
 def wide_rows_tuning(request):
-    """Runs the test with either path for LayerNorm / RMSNorm rows of 4-16 KiB (simdnorm::Tuning),
-    whichever this CPU's make picks by default; restores the default afterwards."""
+    """Runs the test once with each path for LayerNorm / RMSNorm rows of 4-16 KiB (simdnorm::Tuning:
+    the default depends on the CPU's make), then restores the setting it found."""
+    before = simdnorm._core._tuning()["interleave_wide_rows"]
     simdnorm._core._set_tuning(interleave_wide_rows=request.param)
     try:
         yield request.param
     finally:
-        simdnorm._core._set_tuning()
+        simdnorm._core._set_tuning(interleave_wide_rows=before)

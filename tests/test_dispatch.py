@@ -236,3 +236,26 @@ def test_show_config_reports_forced_isa(capfd):
     lines = capfd.readouterr().out.lower().splitlines()
     active = [line for line in lines if "active" in line or "current" in line]
     assert active and all("scalar" in line for line in active)
+
+
+def test_tuning_hooks_switch_the_wide_row_path_and_show_config_reports_it():
+    """_set_tuning overrides the CPU's default for LayerNorm / RMSNorm rows of 4-16 KiB (None
+    restores it); show_config says which path runs and whether it is the default. The results are
+    the same bits either way (test_large_paths.py)."""
+    import io
+
+    default = simdnorm._core._tuning()["cpu_default"]["interleave_wide_rows"]
+    try:
+        for wide in (False, True):
+            simdnorm._core._set_tuning(interleave_wide_rows=wide)
+            assert simdnorm._core._tuning()["interleave_wide_rows"] is wide
+            text = io.StringIO()
+            simdnorm.show_config(file=text)
+            line = [row for row in text.getvalue().splitlines() if row.strip().startswith("tuning:")][0]
+            assert ("interleaved" in line) == wide
+            assert ("this CPU's default" in line) == (wide == default)
+        with pytest.raises(TypeError, match="bool or None"):
+            simdnorm._core._set_tuning(interleave_wide_rows=1)
+    finally:
+        simdnorm._core._set_tuning()
+    assert simdnorm._core._tuning()["interleave_wide_rows"] is default

@@ -118,7 +118,9 @@ def test_cached_rows_beyond_l1_equal_each_row_alone_bitwise(isa, cols, dtype, af
 
 # Rows of 4-16 KiB take the interleaved loop or the groups of four rows by the CPU's make
 # (simdnorm::Tuning); both choices run here on every ISA.
-WIDE_ROWS = [(2048, np.float32), (3001, np.float32), (4096, np.float32), (1536, np.float64), (2000, np.float64)]
+# 4097 float32: just past 16 KiB (row groups either way); 2048 float64: exactly 16 KiB.
+WIDE_ROWS = [(2048, np.float32), (3001, np.float32), (4096, np.float32), (4097, np.float32), (1536, np.float64),
+             (2048, np.float64)]
 
 
 @pytest.mark.parametrize("cols, dtype", WIDE_ROWS)

@@ -38,6 +38,12 @@ def _cases(rng, dtype):
     single = rng.standard_normal((1, 64, 4096)).astype(dtype)
     nhwc = rng.standard_normal((32, 16, 16, 24)).astype(dtype)
     nf = rng.standard_normal((20000, 7)).astype(dtype)
+    # Channels-last statistics split by columns: 128 channels (two one-strip tasks), 768 within L2
+    # (two-strip tasks), 1000 (a short last task), 768 past 1 MiB (one-strip tasks).
+    nf128 = rng.standard_normal((600, 128)).astype(dtype)
+    nf768 = rng.standard_normal((96, 768)).astype(dtype)
+    nf1000 = rng.standard_normal((70, 1000)).astype(dtype)
+    nf768_large = rng.standard_normal((400, 768)).astype(dtype)
     w768, b768 = rng.uniform(0.5, 2, 768).astype(dtype), rng.uniform(-1, 1, 768).astype(dtype)
     rm8, rv8, w8, b8 = _bn_params(rng, 8, dtype)
     rm24, rv24, w24, b24 = _bn_params(rng, 24, dtype)
@@ -75,6 +81,8 @@ def _cases(rng, dtype):
         "batch_stats_nchw": lambda: simdnorm.batch_stats(nchw, axis=1)[:2],
         "batch_stats_nhwc": lambda: simdnorm.batch_stats(nhwc, axis=-1)[:2],
         "batch_stats_nf": lambda: simdnorm.batch_stats(nf, axis=1)[:2],
+        "batch_stats_nf_column_tasks": lambda: tuple(
+            a for x in (nf128, nf768, nf1000, nf768_large) for a in simdnorm.batch_stats(x, axis=-1)[:2]),
         "batch_stats_single_sample": lambda: simdnorm.batch_stats(single, axis=1)[:2],
         "scale_shift_nchw": lambda: (simdnorm.scale_shift(nchw, w8, b8),),
         "scale_shift_single_sample": lambda: (simdnorm.scale_shift(single, w64, b64),),

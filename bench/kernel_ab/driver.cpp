@@ -5,6 +5,9 @@
 //   driver OP SHAPE [--no-weight] [--no-bias] [--stream] [--x-offset B] [--y-offset B] [--w-offset B] [--b-offset B]
 //          [--blocks N]
 //   --stream: non-temporal stores of y (stream_output), as the library takes for outputs past L3
+//   --wide-rows a|b|ab: NormArgs::interleave_wide_rows for A, B or both (Intel's path for LayerNorm /
+//     RMSNorm rows of 4-16 KiB); with --base HEAD, `--wide-rows b` times that path against the row
+//     groups in one build
 //   OP: layer_norm | rms_norm (SHAPE RxF) | batch_stats | channel_affine | batch_norm_train
 //       (SHAPE RxF: channels-last, or NxCxHxW: channels-first)
 #include <simdnorm/kernels.hpp>
@@ -84,14 +87,14 @@ double quantile(std::vector<double> v, double q) {
 int main(int argc, char** argv) {
     if (argc < 3) {
         std::fprintf(stderr,
-                     "usage: %s OP SHAPE [--no-weight] [--no-bias] [--stream] [--x-offset B] [--y-offset B] [--w-offset B] "
-                     "[--b-offset B] [--blocks N]\n",
+                     "usage: %s OP SHAPE [--no-weight] [--no-bias] [--stream] [--wide-rows a|b|ab] [--x-offset B] "
+                     "[--y-offset B] [--w-offset B] [--b-offset B] [--blocks N]\n",
                      argv[0]);
         return 2;
     }
     const std::string op = argv[1];
     Shape shape;
-    bool weight_on = true, bias_on = true, stream = false;
+    bool weight_on = true, bias_on = true, stream = false, wide_rows[2] = {false, false};
     // Bytes into a page where each array starts: NumPy's large arrays start 16 bytes in; 1344 is where
     // it put a 32x4096 result; weight and bias where it put them for 8x4096 (4K aliasing depends on
     // these, normalize_row_group in generic/kernels.inl).
@@ -103,6 +106,12 @@ int main(int argc, char** argv) {
             if (flag == "--no-weight") weight_on = false;
             else if (flag == "--no-bias") bias_on = false;
             else if (flag == "--stream") stream = true;
+            else if (flag == "--wide-rows" && i + 1 < argc) {
+                const std::string sides = argv[++i];
+                if (sides != "a" && sides != "b" && sides != "ab") throw std::invalid_argument("--wide-rows takes a, b or ab");
+                wide_rows[0] = sides.find('a') != std::string::npos;
+                wide_rows[1] = sides.find('b') != std::string::npos;
+            }
             else if (flag == "--x-offset" && i + 1 < argc) x_offset = whole_number(argv[++i], flag, true);
             else if (flag == "--y-offset" && i + 1 < argc) y_offset = whole_number(argv[++i], flag, true);
             else if (flag == "--w-offset" && i + 1 < argc) w_offset = whole_number(argv[++i], flag, true);
@@ -146,10 +155,15 @@ int main(int argc, char** argv) {
     train.weight = norm.weight, train.bias = norm.bias, train.mean = mean.data(), train.m2 = m2.data();
     train.stream_output = stream;
 
+    simdnorm::NormArgs<float> norm_sides[2] = {norm, norm};
+    norm_sides[0].interleave_wide_rows = wide_rows[0];
+    norm_sides[1].interleave_wide_rows = wide_rows[1];
+
     Kernel kernels[2];
     const void* args = nullptr;
-    if (op == "layer_norm") kernels[0] = kab_a_layer_norm, kernels[1] = kab_b_layer_norm, args = &norm;
-    else if (op == "rms_norm") kernels[0] = kab_a_rms_norm, kernels[1] = kab_b_rms_norm, args = &norm;
+    const void* side_args[2] = {nullptr, nullptr};  // per side where they differ (norm_sides)
+    if (op == "layer_norm") kernels[0] = kab_a_layer_norm, kernels[1] = kab_b_layer_norm, side_args[0] = &norm_sides[0], side_args[1] = &norm_sides[1];
+    else if (op == "rms_norm") kernels[0] = kab_a_rms_norm, kernels[1] = kab_b_rms_norm, side_args[0] = &norm_sides[0], side_args[1] = &norm_sides[1];
     else if (op == "batch_stats") kernels[0] = kab_a_batch_stats, kernels[1] = kab_b_batch_stats, args = &stats;
     else if (op == "channel_affine") kernels[0] = kab_a_channel_affine, kernels[1] = kab_b_channel_affine, args = &affine;
     else if (op == "batch_norm_train") {
@@ -175,7 +189,8 @@ int main(int argc, char** argv) {
         for (int turn = 0; turn < 2; ++turn) {
             const int k = (block % 2 == 0) ? turn : 1 - turn;
             const auto start = std::chrono::steady_clock::now();
-            for (std::size_t c = 0; c < calls; ++c) kernels[k](args);
+            const void* call_args = side_args[k] ? side_args[k] : args;
+            for (std::size_t c = 0; c < calls; ++c) kernels[k](call_args);
             block_time[k] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
                             static_cast<double>(calls);
             times[k].push_back(block_time[k]);

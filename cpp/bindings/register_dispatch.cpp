@@ -98,8 +98,12 @@ void register_dispatch(py::module_& m) {
         },
         "_output_cache_stats() -> (blocks, bytes)\n\nUnused blocks the output cache holds now.");
     m.def(
-        "_tuning", [] { return py::dict("interleave_wide_rows"_a = active_tuning().interleave_wide_rows); },
-        "_tuning() -> dict\n\nThe kernel path choices in use (simdnorm/isa.hpp, Tuning).");
+        "_tuning",
+        [] {
+            return py::dict("interleave_wide_rows"_a = active_tuning().interleave_wide_rows,
+                            "cpu_default"_a = py::dict("interleave_wide_rows"_a = cpu_default_tuning().interleave_wide_rows));
+        },
+        "_tuning() -> dict\n\nThe kernel path choices in use, and this CPU's defaults (simdnorm/isa.hpp, Tuning).");
     m.def(
         "_set_tuning",
         [](py::handle interleave_wide_rows) {

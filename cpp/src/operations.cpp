@@ -240,12 +240,17 @@ void batch_stats(const BatchStatsArgs<T>& args) {
     }
     const auto kernel = active_table().get<T>().batch_stats;
     if (args.inner == 1 && channels >= 2 * kChannelsLastStrip) {
-        // Channels-last with enough channels: tasks of whole columns (every row of 2 *
-        // kChannelsLastStrip channels), so no per-block merges; every column's bits are its own
-        // whatever task holds it. Tasks of kChannelsLastStrip columns took the kernel's strips
-        // (column_strips.inl: narrow calls are taken for row blocks of a large x), and 2 threads ran
-        // slower than 1: statistics of 256x768 at 2 threads 15.5 -> 11 us (1 thread 13.5; tuning log 32).
-        run_chunked(channels, 2 * kChannelsLastStrip, channels * args.outer, [&](std::size_t first, std::size_t count) {
+        // Channels-last with enough channels: tasks of whole columns (every row of kChannelsLastStrip
+        // channels, or twice that), so no per-block merges; every column's bits are its own whatever
+        // task holds it. An x within L2 takes two strips a task when every thread still gets a task:
+        // one-strip tasks took the kernel's strips (column_strips.inl reads a narrow call as a row
+        // block of a large x), and 2 threads ran slower than 1 (statistics of 256x768 at 2 threads
+        // 15.5 -> 11 us against 13.5 at 1; tuning log 32). Larger x takes strips either way.
+        const std::size_t strips = ceil_div(channels, kChannelsLastStrip);
+        const bool in_l2 = channels * args.outer * sizeof(T) < (std::size_t(1) << 20);
+        const std::size_t threads = static_cast<std::size_t>(get_num_threads());
+        const std::size_t task_channels = (in_l2 && strips >= 2 * threads ? 2 : 1) * kChannelsLastStrip;
+        run_chunked(channels, task_channels, channels * args.outer, [&](std::size_t first, std::size_t count) {
             BatchStatsArgs<T> part = args;
             part.x += first;
             part.mid = count;

@@ -24,6 +24,7 @@ struct NormOptions {
     bool constant = false;     // every x equals offset
     bool in_place = false;     // also run with y == x and require identical bits
     bool stream = false;       // NormArgs::stream_output (non-temporal stores)
+    bool wide_rows = false;    // NormArgs::interleave_wide_rows (Intel's path for 4-16 KiB rows)
     double eps = 1e-5;
 };
 
@@ -32,7 +33,8 @@ inline std::string describe(const NormShape& s, const NormOptions& o) {
     out << "outer=" << s.outer << " mid=" << s.mid << " inner=" << s.inner << " mid_pad=" << s.mid_pad
         << " outer_pad=" << s.outer_pad << (s.reversed ? " reversed" : "") << (o.weight ? " weight" : "")
         << (o.bias ? " bias" : "") << (o.stats ? " stats" : "") << " offset=" << o.offset
-        << (o.constant ? " constant" : "") << (o.in_place ? " in_place" : "") << (o.stream ? " stream" : "");
+        << (o.constant ? " constant" : "") << (o.in_place ? " in_place" : "") << (o.stream ? " stream" : "")
+        << (o.wide_rows ? " wide_rows" : "");
     return out.str();
 }
 
@@ -71,6 +73,7 @@ NormRun<T> run_norm(void (*kernel)(const NormArgs<T>&) noexcept, const NormShape
     a.y_mid_stride = y.mid_stride;
     a.eps = o.eps;
     a.stream_output = o.stream;
+    a.interleave_wide_rows = o.wide_rows;
     kernel(a);
 
     NormRun<T> run;
@@ -274,7 +277,8 @@ void norm_streamed_equals_cached(bool centered) {
 // A row's bits do not depend on the rows around it: in a batch, LayerNorm rows go through blocks
 // (row_blocks.inl: the statistics of several rows per vector, a partial last block), alone through
 // the direct path. Every variant; rows far from their pivot (rejected), constant, offset by 1e6;
-// short rows in blocks, wider ones on the row-pair path. NaN rows: tests/test_layer_norm.py
+// short rows in blocks, wider ones on the row groups or the interleaved loop (rows of 4-16 KiB take
+// either, by NormArgs::interleave_wide_rows: both run here). NaN rows: tests/test_layer_norm.py
 // (run_norm compares x with ==).
 template <class T>
 void norm_row_in_batch_equals_row_alone(bool centered) {
@@ -282,7 +286,7 @@ void norm_row_in_batch_equals_row_alone(bool centered) {
     for (const Variant& v : runnable_variants()) {
         INFO("variant " << std::string(v.name()));
         auto kernel = centered ? v.get<T>().layer_norm : v.get<T>().rms_norm;
-        for (std::size_t mid : {1, 3, 16, 17, 64, 100, 256, 257, 768, 1000, 4096}) {
+        for (std::size_t mid : {1, 3, 16, 17, 64, 100, 256, 257, 768, 1000, 2048, 3001, 4096}) {
             const std::size_t outer = 39;  // row groups of 4, then a pair, then a single row
             std::vector<T> x = normal_values<T>(outer * mid, ++seed, 0.0, 1.0);
             for (std::size_t k = 0; k < std::min<std::size_t>(mid, 16); ++k) x[3 * mid + k] += T(50);
@@ -291,16 +295,20 @@ void norm_row_in_batch_equals_row_alone(bool centered) {
             const std::vector<T> weight = normal_values<T>(mid, seed + 1, 1.0, 0.5);
             const std::vector<T> bias = normal_values<T>(mid, seed + 2, 0.0, 1.0);
             for (NormOptions o : affine_combinations(centered)) {
-                o.stats = true;
-                const NormRun<T> batch = run_norm<T>(kernel, {outer, mid, 1}, o, x, weight, bias);
-                for (std::size_t r = 0; r < outer; ++r) {
-                    INFO("mid=" << mid << " row " << r << " " << describe({outer, mid, 1}, o));
-                    const auto row = x.begin() + static_cast<std::ptrdiff_t>(r * mid);
-                    const NormRun<T> alone =
-                        run_norm<T>(kernel, {1, mid, 1}, o, std::vector<T>(row, row + static_cast<std::ptrdiff_t>(mid)), weight, bias);
-                    CHECK(std::memcmp(alone.y.data(), batch.y.data() + r * mid, mid * sizeof(double)) == 0);
-                    CHECK(std::memcmp(&alone.mean[0], &batch.mean[r], sizeof(double)) == 0);
-                    CHECK(std::memcmp(&alone.rstd[0], &batch.rstd[r], sizeof(double)) == 0);
+                for (const bool wide_rows : {false, true}) {
+                    if (wide_rows && mid * sizeof(T) <= 4096) continue;  // the choice concerns wider rows only
+                    o.stats = true;
+                    o.wide_rows = wide_rows;
+                    const NormRun<T> batch = run_norm<T>(kernel, {outer, mid, 1}, o, x, weight, bias);
+                    for (std::size_t r = 0; r < outer; ++r) {
+                        INFO("mid=" << mid << " row " << r << " " << describe({outer, mid, 1}, o));
+                        const auto row = x.begin() + static_cast<std::ptrdiff_t>(r * mid);
+                        const NormRun<T> alone =
+                            run_norm<T>(kernel, {1, mid, 1}, o, std::vector<T>(row, row + static_cast<std::ptrdiff_t>(mid)), weight, bias);
+                        CHECK(std::memcmp(alone.y.data(), batch.y.data() + r * mid, mid * sizeof(double)) == 0);
+                        CHECK(std::memcmp(&alone.mean[0], &batch.mean[r], sizeof(double)) == 0);
+                        CHECK(std::memcmp(&alone.rstd[0], &batch.rstd[r], sizeof(double)) == 0);
+                    }
                 }
             }
         }

@@ -435,11 +435,16 @@ TEST_SUITE("batch_norm_train") {
         for (double& v : m2) v = (1.0 + std::fabs(v)) * (1.0 + std::fabs(v)) * count;  // std >= 1: |mean * scale| < 16
         const std::vector<T> weight = normal_values<T>(channels, 9602, 1.0, 0.3);
         const std::vector<T> bias = normal_values<T>(channels, 9603);
-        for (const bool far : {false, true}) {
+        // far: one mean 1e4 std out (every channel centered); nan: one NaN mean (centered too, the
+        // NaN stays in its channel); weight and bias present, absent, or one of them.
+        for (const int layout : {0, 1, 2, 3, 4, 5}) {
+            const bool far = layout == 1 || layout == 5, nan = layout == 2;
+            const bool has_weight = layout != 3 && layout != 5, has_bias = layout != 4 && layout != 5;
             std::vector<double> mean = means;
             if (far) mean[channels / 2] = 1e4 * std::sqrt(m2[channels / 2] / count);
+            if (nan) mean[7] = std::numeric_limits<double>::quiet_NaN();
             for (const Variant& v : runnable_variants()) {
-                const std::string label = std::string("variant ") + v.name() + (far ? ", a far mean" : "");
+                const std::string label = std::string("variant ") + v.name() + ", layout " + std::to_string(layout);
                 INFO(label);
                 std::vector<T> center(channels, T(kUnwritten)), scale(channels), offset(channels);
                 simdnorm::FoldArgs<T> a;
@@ -447,21 +452,27 @@ TEST_SUITE("batch_norm_train") {
                 a.m2 = m2.data();
                 a.count = count;
                 a.eps = eps;
-                a.weight = weight.data();
-                a.bias = bias.data();
+                a.weight = has_weight ? weight.data() : nullptr;
+                a.bias = has_bias ? bias.data() : nullptr;
                 a.center = center.data();
                 a.scale = scale.data();
                 a.offset = offset.data();
                 a.channels = channels;
                 const bool centered = run_on(v, 1, [&] { return simdnorm::fold_batch_moments(a); });
-                CHECK(centered == far);
+                CHECK(centered == (far || nan));
                 for (std::size_t c = 0; c < channels; ++c) {
-                    const double s = 1.0 / std::sqrt(m2[c] / count + eps) * double(weight[c]);
-                    const T want_center = far ? static_cast<T>(mean[c]) : T(0);
-                    const double shift = far ? (mean[c] - double(want_center)) * s : mean[c] * s;
+                    const double s = 1.0 / std::sqrt(m2[c] / count + eps) * (has_weight ? double(weight[c]) : 1.0);
+                    const T want_center = centered ? static_cast<T>(mean[c]) : T(0);
+                    const double shift = centered ? (mean[c] - double(want_center)) * s : mean[c] * s;
+                    const T want_offset = static_cast<T>((has_bias ? double(bias[c]) : 0.0) - shift);
+                    if (nan && c == 7) {
+                        REQUIRE(std::isnan(center[c]));
+                        REQUIRE(std::isnan(offset[c]));
+                        continue;
+                    }
                     REQUIRE(center[c] == want_center);
                     REQUIRE(scale[c] == static_cast<T>(s));
-                    REQUIRE(offset[c] == static_cast<T>(double(bias[c]) - shift));
+                    REQUIRE(offset[c] == want_offset);
                 }
             }
         }

@@ -125,7 +125,7 @@ TEST_SUITE("channel_affine") {
     }
 
     // Cached channels-last rows whose stride keeps every row at the same place in its vector take
-    // whole vectors from x's first vector boundary on (a partial head, then aligned loads): every
+    // whole vectors from y's first vector boundary on (a partial head, then aligned stores): every
     // start offset of x within a vector, y at x's offset and off it; the bits must not move.
     TEST_CASE_TEMPLATE("channels-last, every alignment of x", T, float, double) {
         std::uint64_t seed = 8500;
@@ -162,9 +162,9 @@ TEST_SUITE("channel_affine") {
         }
     }
 
-    // Channels-first runs out of place are written in whole vectors, the last one overlapping its
-    // neighbour (affine_run): every start offset of x within a vector, y at x's offset and off it;
-    // the map is elementwise, so the bits must not move.
+    // Channels-first runs out of place are written in whole vectors from y's vector boundary (a
+    // partial head), the last one overlapping its neighbour (affine_run): every start offset of x
+    // within a vector, y at x's offset and off it; the map is elementwise, so the bits must not move.
     TEST_CASE_TEMPLATE("channels-first, every alignment of x", T, float, double) {
         std::uint64_t seed = 8000;
         for (std::size_t inner : {std::size_t(31), std::size_t(32), std::size_t(49), std::size_t(196)}) {

@@ -47,13 +47,16 @@ def use_isa(name: str) -> Iterator[str]:
 
 
 def _tuning_text() -> str:
-    wide = _core._tuning()["interleave_wide_rows"]
-    return ("LayerNorm / RMSNorm rows of 4-16 KiB: "
-            + ("next row's sums interleaved (Intel cores)" if wide else "groups of four rows"))
+    tuning = _core._tuning()
+    wide = tuning["interleave_wide_rows"]
+    source = "this CPU's default" if wide == tuning["cpu_default"]["interleave_wide_rows"] else "overridden"
+    path = "next row's sums interleaved (Intel's default)" if wide else "groups of four rows (AMD's default)"
+    return f"LayerNorm / RMSNorm rows of 4-16 KiB: {path}; {source}"
 
 
 def show_config(file=None) -> None:
-    """Print the version, the compiled / supported / active variants, the thread and output-cache settings."""
+    """Print the version, the compiled / supported / active variants, the kernel path choices that
+    depend on the CPU's make, the thread and output-cache settings."""
     file = sys.stdout if file is None else file
     held = _core._output_cache_stats()
     lines = [

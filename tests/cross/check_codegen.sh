@@ -38,10 +38,13 @@ for isa in avx2 avx512 neon; do
     checked=$((checked + 1))
     prefetch=prefetcht0
     [ "${isa}" = neon ] && prefetch=prfm
+    symbols="$("${objdump}" -t -C "${object}")"
     for t in float double; do
-        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead), in layer_norm_rows or
-        # in the kernel it was inlined into (GCC does so for AArch64 float64).
-        require "${object}" "${prefetch}" "layer_norm(_rows)?<${t}>"
+        # The row prefetch of streamed LayerNorm rows (prefetch_row_ahead): in layer_norm_rows, or
+        # in the kernel itself when layer_norm_rows was inlined there (GCC for AArch64 float64).
+        rows_function="layer_norm_rows<${t}>"
+        grep -q "layer_norm_rows<${t}>" <<<"${symbols}" || rows_function="::layer_norm<${t}>\\("
+        require "${object}" "${prefetch}" "${rows_function}"
         # BatchNorm training's next-channel prefetch.
         require "${object}" "${prefetch}" "normalize_channel_prefetching_next<${t}>"
         # x86: streamed partial vectors as non-temporal element stores (store_stream_partial).
@@ -49,7 +52,6 @@ for isa in avx2 avx512 neon; do
             require "${object}" movnti "normalize_row<${t}, "
         fi
     done
-    symbols="$("${objdump}" -t -C "${object}")"
     if grep -q "write_run" <<<"${symbols}"; then
         echo "FAIL ${isa}: write_run was compiled as a function of its own (it must be inlined)"
         failures=$((failures + 1))

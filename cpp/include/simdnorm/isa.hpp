@@ -49,8 +49,8 @@ private:
 // CPU's make (cpu_default_tuning), and tests set both to check that each keeps the bits.
 struct Tuning {
     // LayerNorm / RMSNorm rows of 4-16 KiB in cache (beyond L1) normalize one row while summing the
-    // next (interleaved_rows.inl) instead of taking groups of four rows: Intel (Sapphire
-    // Rapids-class, both AVX-512 and AVX2) 0.66-0.98x the time, AMD Zen 4 1.04-1.18x.
+    // next (interleaved_rows.inl) instead of taking groups of four rows: on Intel (Sapphire
+    // Rapids-class, AVX-512 and AVX2) 0.66-0.98x the time in the C++ loop, on AMD Zen 4 1.04-1.18x.
     bool interleave_wide_rows = false;
 };
 Tuning cpu_default_tuning() noexcept;

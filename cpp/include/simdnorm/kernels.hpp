@@ -51,10 +51,6 @@ struct NormArgs {
     std::ptrdiff_t y_outer_stride = 0, y_mid_stride = 1;  // y_mid_stride must be 1 when inner == 1
     double eps = 1e-5;
     bool stream_output = false;  // non-temporal stores for y (see the top of this file)
-    // Cached rows of 4-16 KiB take the loop that normalizes one row while summing the next instead
-    // of groups of four rows (Tuning::interleave_wide_rows; simdnorm::layer_norm / rms_norm set it
-    // from active_tuning()). Either way every row gets the same bits.
-    bool interleave_wide_rows = false;
     // Rows layout only (inner == 1): one row split into pieces across threads.
     // stats_out non-null: statistics only, y / mean / rstd untouched: stats_out[2 o], [2 o + 1] =
     //   mean and M2 of row o (LayerNorm, the same per-row reduction as a full call), or 0 and the sum
@@ -64,6 +60,10 @@ struct NormArgs {
     //   mean / rstd outputs are not written.
     double* stats_out = nullptr;
     const double* stats_in = nullptr;
+    // Cached rows of 4-16 KiB take the loop that normalizes one row while summing the next instead
+    // of groups of four rows (Tuning::interleave_wide_rows; simdnorm::layer_norm / rms_norm set it
+    // from active_tuning()). Either way every row gets the same bits.
+    bool interleave_wide_rows = false;
 };
 
 // Per-channel batch statistics over (outer, inner) for every channel in `mid`.
@@ -145,7 +145,7 @@ struct FoldArgs {
     double eps = 1e-5;
     const T* weight = nullptr;
     const T* bias = nullptr;
-    T* center = nullptr;  // length channels each
+    T* center = nullptr;  // length channels each, all three required (center is written either way)
     T* scale = nullptr;
     T* offset = nullptr;
     std::size_t channels = 0;

@@ -27,7 +27,7 @@ template <class T> bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args)
 template <class T> void batch_norm_train(const BatchNormTrainArgs<T>& args);
 
 // batch_stats' moments folded into channel_affine's center / scale / offset (kernels.hpp,
-// FoldArgs); returns whether the center is needed. One pass on the calling thread.
+// FoldArgs); returns whether the center is needed. Runs on the calling thread.
 template <class T> bool fold_batch_moments(const FoldArgs<T>& args);
 
 // Outputs of at least this many bytes are written with non-temporal stores (they would only evict

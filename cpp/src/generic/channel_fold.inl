@@ -3,8 +3,9 @@
 // inside a namespace of its own by each user: the ISA variants' kernels.cpp (fold_batch_moments,
 // the training path, vectorized at the variant's width) and the bindings (channel_fold.hpp: the
 // eval path's running statistics, SSE2 on x86-64). No FMA contraction on either side (the core
-// builds with -ffp-contract=off, the bindings' baseline has no FMA), so both round alike.
-// Needs <cmath> and <cstddef>.
+// and the bindings build with -ffp-contract=off), so both round alike. No inline library function
+// here (std::fabs, std::isfinite): compiled into the AVX translation units too, its one linked copy
+// could be the AVX one. Needs <cmath> (std::sqrt: a libm call, no such copy) and <cstddef>.
 
 // Folding the mean into the offset (y = x * scale + offset, one FMA, no center) costs about
 // |mean * scale| ulps of the output; up to this many output units that stays below ~1e-6 for
@@ -47,7 +48,8 @@ bool fold_uncentered(std::size_t channels, const Source& source, const T* weight
         const double m = source.mean_at(c);
         const double s = source.inv_std_at(c) * (HasWeight ? double(weight[c]) : 1.0);
         const double shift = m * s;
-        maybe_far |= !(std::fabs(static_cast<float>(shift)) < static_cast<float>(kFoldableShift));
+        const float shift_f = static_cast<float>(shift);  // no std::fabs: see the top of this file
+        maybe_far |= !(shift_f < static_cast<float>(kFoldableShift) && shift_f > -static_cast<float>(kFoldableShift));
         center[c] = T(0);
         scale[c] = static_cast<T>(s);
         offset[c] = static_cast<T>((HasBias ? double(bias[c]) : 0.0) - shift);
@@ -61,7 +63,8 @@ template <class T, bool HasWeight, class Source>
 bool needs_center(std::size_t channels, const Source& source, const T* weight) {
     for (std::size_t c = 0; c < channels; ++c) {
         const double s = source.inv_std_at(c) * (HasWeight ? double(weight[c]) : 1.0);
-        if (!(std::fabs(source.mean_at(c) * s) <= kFoldableShift)) return true;
+        const double shift = source.mean_at(c) * s;
+        if (!(shift <= kFoldableShift && shift >= -kFoldableShift)) return true;
     }
     return false;
 }
@@ -90,7 +93,7 @@ bool fold(std::size_t channels, const Source& source, const T* weight, const T* 
 
 // Writes center, scale, offset (length `channels` each) for y = (x - center) * scale + offset.
 // Returns whether the center is needed. If not, center is all zeros and offset = bias - mean *
-// scale (callers may pass nullptr for the center instead). If it is (some |mean * scale| above
+// scale (callers may then pass nullptr as channel_affine's center; this still writes the zeros). If it is (some |mean * scale| above
 // kFoldableShift, or NaN), center is the mean rounded to T and the rounding remainder goes into
 // the offset, keeping full precision for large means. weight and bias may be null; the outputs must
 // not overlap the inputs.

@@ -185,7 +185,8 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
 // Whether cached rows (normal stores) take layer_norm_rows_interleaved (RMSNorm:
 // rms_norm_rows_interleaved, below): rows wider than a row block
 // (row_blocks.inl takes the narrower) and at most 4 KiB (row o, row o + 1 and y's row stay in L1;
-// through Python LayerNorm 256x2048 measured 10 % slower, 32x4096 7 %), and more x than L1 holds
+// on Zen 3 through Python LayerNorm 256x2048 measured 10 % slower, 32x4096 7 %; on Intel wider rows
+// gain, see interleave_wide_rows below), and more x than L1 holds
 // (kInterleavedCachedBytes). There the rows come from L2 or L3, and
 // overlapping one row's stores with the next row's loads beat the row pairs of
 // layer_norm_row_groups. Zen 3, C++ loop, alternated in one process, µs, pairs / interleaved:
@@ -199,10 +200,11 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
 // before the reloads of weight and bias were removed). NEON (32 registers) takes it as well; it was
 // not timed on AArch64 hardware (the qemu tests check its bits only).
 // With a.interleave_wide_rows (Tuning, isa.hpp: Intel cores) rows up to 16 KiB take it too: on a
-// Sapphire Rapids-class VM, C++ loop in one process, row groups / interleaved B/A, AVX-512:
-// LayerNorm 8x4096 0.87, 16x4096 0.89, 32x4096 0.87-0.94, 128x4096 0.89, 16x2048 0.69, 64x2048
-// 0.67, 32x3072 0.87, RMSNorm 8x4096 0.82, 32x4096 0.80, 16x2048 0.66; AVX2 0.74-0.96. On Zen 4
-// (AVX-512) the same loop took 1.04-1.18x the row groups' time (tuning logs 31 and 32).
+// Sapphire Rapids-class VM, C++ loop in one process, B/A interleaved / row groups, AVX-512:
+// LayerNorm 4x4096 0.98, 8x4096 0.87, 16x4096 0.89, 32x4096 0.87-0.94, 128x4096 0.89, 16x2048 0.69,
+// 64x2048 0.67, 256x2048 0.90, 32x3072 0.87, RMSNorm 8x4096 0.82, 32x4096 0.80, 128x4096 0.96,
+// 16x2048 0.66; AVX2 0.74-0.96. Through Python, 1 thread: 0.70-0.92. On Zen 4 (AVX-512) the same
+// loop took 1.04-1.18x the row groups' time (tuning logs 31 and 32).
 constexpr std::size_t kInterleavedCachedBytes = std::size_t(32) << 10;
 constexpr std::size_t kInterleavedCachedRowBytes = std::size_t(4) << 10;
 constexpr std::size_t kInterleavedWideRowBytes = std::size_t(16) << 10;

@@ -36,9 +36,11 @@ SIMDNORM_ALWAYS_INLINE void for_aligned_vectors(std::size_t head, std::size_t co
 
 // Elements of y before its first vector boundary, where a row of n elements gains by starting its
 // stores there (n > lanes; 0 when y is not element-aligned). A vector store that spans two cache
-// lines costs a second store on Intel: Sapphire Rapids-class VM, AVX-512, C++ loop, RMSNorm 8x768
-// with y 16 bytes into a line ... (bench/README.md tuning log 32). The values do not depend on
-// where the vectors start: the normalization is elementwise.
+// lines costs about a second store on Intel: Sapphire Rapids-class VM, C++ loop, x 16 bytes into a
+// line, y 16 / 32 bytes in, B/A with the stores aligned: AVX-512 RMSNorm 8x768 0.73 / 0.77,
+// LayerNorm 8x768 0.69 / 0.71, 32x4096 0.60 / 0.62; AVX2 (y 16 bytes in) 0.74, 0.78, 0.74; with y on
+// a line level (bench/README.md tuning log 32). The values do not depend on where the vectors
+// start: the normalization is elementwise.
 template <class T>
 SIMDNORM_ALWAYS_INLINE std::size_t store_head(const T* y, std::size_t n) {
     if (n <= Vec<T>::lanes || reinterpret_cast<std::uintptr_t>(y) % sizeof(T) != 0) return 0;
@@ -380,8 +382,8 @@ void layer_norm_rows(const NormArgs<T>& a) {
     // measured slower there (1.9 -> 2.2 ms at 8192x1024 out=), and so did the interleaved loop
     // (interleaved_rows.inl).
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
-        // One row, or rows the paths above leave (wider than a row block: rows over 4 KiB or batches
-        // within L1). Statistics one row ahead: the reduction of row
+        // One row, or rows the paths above leave (wider than a row block: rows over 4 KiB, 16 KiB
+        // with NormArgs::interleave_wide_rows, or batches within L1). Statistics one row ahead: the reduction of row
         // o + 1 runs while the square root and division of row o complete, instead of the
         // normalization waiting on them.
         if (a.weight && a.outer >= kRowPair) {
@@ -552,11 +554,13 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
     constexpr std::size_t L = V::lanes;
     auto value = [&](std::size_t i) { return mul_add(Centered ? load(x + i) - center : load(x + i), scale, offset); };
     if (WholeVectors && n >= L && x != y) {
-        // Out of place (the callers' y is x itself or does not overlap it): whole vectors only, the
-        // last one overlapping its neighbour, which rewrites equal values. The partial vector at
-        // the end of every short NCHW run cost more (scale_shift 1x512x7x7 in the C++ loop 1.2 vs
-        // 1.8 us with the arguments in locals; aligning the loads to x's vector boundary changed
-        // nothing after that).
+        // Out of place (the callers' y is x itself or does not overlap it): whole vectors from y's
+        // vector boundary (store_head; the head a partial vector), the last one overlapping its
+        // neighbour, which rewrites equal values. A partial vector at the end of every short NCHW
+        // run cost more (scale_shift 1x512x7x7 in the C++ loop 1.2 vs 1.8 us with the arguments in
+        // locals; aligning the loads to x's vector boundary changed nothing after that). The
+        // partial head paid for itself even there (Sapphire Rapids-class VM, channel_affine
+        // 1x512x7x7: 0.73x the time with AVX-512, 0.80x with AVX2; tuning log 32).
         std::size_t i = store_head(y, n);
         if (i != 0) {
             if (prefetch) prefetch_read(prefetch);
@@ -614,8 +618,8 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
 //   one process, x and y 16 bytes into a line: 256x768 0.76x, 1568x256 0.76-0.94x, 64x768
 //   0.55-0.65x the flat loop's time; bench/README.md, tuning log 30).
 // Elsewhere the loop per row is faster in cache: two rows per pass share the per-channel loads, and
-// with x aligned and y not, its split stores cost less than the flat loop's split loads would
-// (scale_shift 64x768: 3.2 vs 4.6 us). Building the tables costs about three rows' loads, hence the
+// with one of x and y aligned, the other's split accesses cost less than the flat loop's would
+// (scale_shift 64x768, when the row loop aligned x: 3.2 vs 4.6 us; it now aligns y). Building the tables costs about three rows' loads, hence the
 // minimum row counts.
 constexpr std::size_t kPeriodicChannelBytes = 4096;
 constexpr std::size_t kPeriodicMinRowsStreamed = 8;
@@ -754,18 +758,18 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
             if (a.stream_output) return channel_affine_periodic<T, Centered, true>(a);
             return channel_affine_periodic<T, Centered, false>(a);
         }
-        // Cached rows: whole vectors from x's first vector boundary on when every row starts at
-        // the same place in its vector. NumPy's large arrays start 16 bytes into a line, and each
-        // AVX-512 load then spans two lines. Aligning the loads beat aligning the stores: scale_shift
-        // 256x768 out= through Python, x 16 bytes into a line, y 32: 16.5-16.7 us as it was,
-        // 14.1-14.5 with x's loads aligned, 16.5-17.0 with y's stores aligned; x 16, y 0: 14.3-14.6,
-        // 13.4-13.6, 13.8-14.3.
-        // On Intel a store that spans two lines costs far more than such a load, and aligning the
-        // stores won by much more than it lost on Zen 4 (Sapphire Rapids-class VM, C++ loop, x 16
-        // bytes into a line, y on a line, B/A stores / loads aligned: AVX-512 1568x256 0.72,
-        // 256x768 0.41, 64x768 0.40; AVX2 0.95, 0.73, 0.71; tuning log 32). Whole vectors start at
-        // y's first vector boundary; our own outputs sit at x's place in the line when it matters
-        // (output_buffers.hpp), which aligns both.
+        // Cached rows: whole vectors from y's first vector boundary on when every row starts at
+        // the same place in its vector (NumPy's large arrays start 16 bytes into a line, where each
+        // AVX-512 access spans two lines). Which side to align was measured both ways:
+        // - Zen 4, scale_shift 256x768 out= through Python, x 16 bytes into a line: y 32 bytes in,
+        //   16.5-16.7 us unaligned, 14.1-14.5 with x's loads aligned, 16.5-17.0 with y's stores
+        //   aligned; y on a line, 14.3-14.6, 13.4-13.6, 13.8-14.3.
+        // - Intel (Sapphire Rapids-class VM), where a store that spans two lines costs far more
+        //   than such a load: C++ loop, x 16 bytes into a line, y on a line, B/A stores / loads
+        //   aligned: AVX-512 1568x256 0.69-0.72, 256x768 0.37-0.41, 64x768 0.40, 16x768 0.38; AVX2
+        //   0.90-0.97, 0.73, 0.70, 0.73 (tuning log 32).
+        // Aligning the stores costs Zen 4 up to ~17 % where x and y sit differently in their lines
+        // and saves Intel up to 2.7x, so y it is. (Outputs simdnorm allocates start on a line.)
         const std::size_t head = aligned_head(a.y, a.mid, a.y_outer_stride);
         if (!a.stream_output && co_aligned_channels_pay(a, Centered)) {
             return channel_affine_co_aligned<T, Centered>(a);
@@ -951,7 +955,7 @@ void normalize_channel_prefetching_next(const ChannelAffineArgs<T>& a, const T* 
 namespace {
 
 // The per-channel fold of batch_norm_train: inv_std * weight rounded as the two-step path
-// (bindings, fold_channels) rounds it, and the centered affine map's three values.
+// (fold_batch_moments) rounds it, and the centered affine map's three values.
 template <class T>
 struct ChannelFold {
     T center, scale, offset;
@@ -964,7 +968,7 @@ SIMDNORM_ALWAYS_INLINE ChannelFold<T> fold_channel(const BatchNormTrainArgs<T>& 
             static_cast<T>((a.bias ? static_cast<double>(a.bias[c]) : 0.0) - (a.mean[c] - static_cast<double>(center)) * scale)};
 }
 
-// 1 / sqrt(m2 / count + eps) of channel c, as the two-step path's fold_channels rounds it.
+// 1 / sqrt(m2 / count + eps) of channel c, as the two-step path's fold_batch_moments rounds it.
 template <class T>
 SIMDNORM_ALWAYS_INLINE double channel_inverse_std(const BatchNormTrainArgs<T>& a, std::size_t c, double count) {
     return 1.0 / std::sqrt(a.m2[c] / count + a.eps);
