@@ -30,11 +30,13 @@ def test_every_op_runs_for_both_builds_and_bad_cases_are_reported():
     """One build (the slow part): the good cases print a line each; the bad ones an error, and the
     exit status is non-zero once any failed."""
     cases = ["layer_norm 5x100", "rms_norm 3x64 --no-weight", "batch_stats 2x3x4x5", "channel_affine 7x33",
-             "batch_norm_train 2x3x4x5 --no-bias", "layer_norm 4x1000 --y-offset 0", "rms_norm 6x700 --stream"]
+             "batch_norm_train 2x3x4x5 --no-bias", "layer_norm 4x1000 --y-offset 0", "rms_norm 6x700 --stream",
+             "rms_norm 12x2048 --wide-rows b"]
     bad = {"layer_norm 2x3x4x5": "layer_norm takes rows", "batch_norm_train 4x8": "give NxCxHxW",
            "mystery 4x8": "unknown op mystery", "layer_norm 4x8 --fast": "unknown option --fast",
            "rms_norm 4": "shape must be RxF or NxCxHxW", "rms_norm 4x0": "must be a positive number",
-           "layer_norm 4x8 --blocks x": "--blocks must be a positive number"}
+           "layer_norm 4x8 --blocks x": "--blocks must be a positive number",
+           "layer_norm 4x8 --wide-rows c": "--wide-rows takes a, b or ab"}
     run = _run("--isa", "scalar", *[case + " --blocks 3" for case in cases], *bad)
     assert run.returncode == 1
     for message in bad.values():
