@@ -1,6 +1,8 @@
 // Public operations: split work into fixed chunks, run them through the active kernel table.
-// Compiled with baseline flags. Chunk boundaries depend on the shape only, never on the thread
-// count, so results are bit-identical for any number of threads.
+// Compiled with baseline flags. Chunk boundaries that a result depends on (merged row blocks, row
+// pieces) depend on the shape only, never on the thread count, so results are bit-identical for any
+// number of threads; splits of independent items (rows, channels, channels-last columns) may follow
+// the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
