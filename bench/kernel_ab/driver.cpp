@@ -108,7 +108,9 @@ int main(int argc, char** argv) {
             else if (flag == "--stream") stream = true;
             else if (flag == "--wide-rows" && i + 1 < argc) {
                 const std::string sides = argv[++i];
-                if (sides != "a" && sides != "b" && sides != "ab") throw std::invalid_argument("--wide-rows takes a, b or ab");
+                if (sides != "a" && sides != "b" && sides != "ab") {
+                    throw std::invalid_argument("--wide-rows takes a, b or ab");
+                }
                 wide_rows[0] = sides.find('a') != std::string::npos;
                 wide_rows[1] = sides.find('b') != std::string::npos;
             }
@@ -160,18 +162,22 @@ int main(int argc, char** argv) {
     norm_sides[1].interleave_wide_rows = wide_rows[1];
 
     Kernel kernels[2];
-    const void* args = nullptr;
-    const void* side_args[2] = {nullptr, nullptr};  // per side where they differ (norm_sides)
-    if (op == "layer_norm") kernels[0] = kab_a_layer_norm, kernels[1] = kab_b_layer_norm, side_args[0] = &norm_sides[0], side_args[1] = &norm_sides[1];
-    else if (op == "rms_norm") kernels[0] = kab_a_rms_norm, kernels[1] = kab_b_rms_norm, side_args[0] = &norm_sides[0], side_args[1] = &norm_sides[1];
-    else if (op == "batch_stats") kernels[0] = kab_a_batch_stats, kernels[1] = kab_b_batch_stats, args = &stats;
-    else if (op == "channel_affine") kernels[0] = kab_a_channel_affine, kernels[1] = kab_b_channel_affine, args = &affine;
-    else if (op == "batch_norm_train") {
+    const void* args[2] = {nullptr, nullptr};  // A's and B's (they differ only by --wide-rows)
+    auto both = [&](const void* a) { args[0] = args[1] = a; };
+    if (op == "layer_norm" || op == "rms_norm") {
+        kernels[0] = op == "layer_norm" ? kab_a_layer_norm : kab_a_rms_norm;
+        kernels[1] = op == "layer_norm" ? kab_b_layer_norm : kab_b_rms_norm;
+        args[0] = &norm_sides[0], args[1] = &norm_sides[1];
+    } else if (op == "batch_stats") {
+        kernels[0] = kab_a_batch_stats, kernels[1] = kab_b_batch_stats, both(&stats);
+    } else if (op == "channel_affine") {
+        kernels[0] = kab_a_channel_affine, kernels[1] = kab_b_channel_affine, both(&affine);
+    } else if (op == "batch_norm_train") {
         if (shape.inner == 1) {
             std::fprintf(stderr, "batch_norm_train is the channels-first kernel: give NxCxHxW\n");
             return 2;
         }
-        kernels[0] = kab_a_batch_norm_train, kernels[1] = kab_b_batch_norm_train, args = &train;
+        kernels[0] = kab_a_batch_norm_train, kernels[1] = kab_b_batch_norm_train, both(&train);
     } else {
         std::fprintf(stderr, "unknown op %s\n", op.c_str());
         return 2;
@@ -189,8 +195,7 @@ int main(int argc, char** argv) {
         for (int turn = 0; turn < 2; ++turn) {
             const int k = (block % 2 == 0) ? turn : 1 - turn;
             const auto start = std::chrono::steady_clock::now();
-            const void* call_args = side_args[k] ? side_args[k] : args;
-            for (std::size_t c = 0; c < calls; ++c) kernels[k](call_args);
+            for (std::size_t c = 0; c < calls; ++c) kernels[k](args[k]);
             block_time[k] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
                             static_cast<double>(calls);
             times[k].push_back(block_time[k]);

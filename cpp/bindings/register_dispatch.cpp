@@ -100,8 +100,8 @@ void register_dispatch(py::module_& m) {
     m.def(
         "_tuning",
         [] {
-            return py::dict("interleave_wide_rows"_a = active_tuning().interleave_wide_rows,
-                            "cpu_default"_a = py::dict("interleave_wide_rows"_a = cpu_default_tuning().interleave_wide_rows));
+            const py::dict cpu_default("interleave_wide_rows"_a = cpu_default_tuning().interleave_wide_rows);
+            return py::dict("interleave_wide_rows"_a = active_tuning().interleave_wide_rows, "cpu_default"_a = cpu_default);
         },
         "_tuning() -> dict\n\nThe kernel path choices in use, and this CPU's defaults (simdnorm/isa.hpp, Tuning).");
     m.def(

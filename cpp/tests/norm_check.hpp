@@ -303,8 +303,8 @@ void norm_row_in_batch_equals_row_alone(bool centered) {
                     for (std::size_t r = 0; r < outer; ++r) {
                         INFO("mid=" << mid << " row " << r << " " << describe({outer, mid, 1}, o));
                         const auto row = x.begin() + static_cast<std::ptrdiff_t>(r * mid);
-                        const NormRun<T> alone =
-                            run_norm<T>(kernel, {1, mid, 1}, o, std::vector<T>(row, row + static_cast<std::ptrdiff_t>(mid)), weight, bias);
+                        const std::vector<T> row_alone(row, row + static_cast<std::ptrdiff_t>(mid));
+                        const NormRun<T> alone = run_norm<T>(kernel, {1, mid, 1}, o, row_alone, weight, bias);
                         CHECK(std::memcmp(alone.y.data(), batch.y.data() + r * mid, mid * sizeof(double)) == 0);
                         CHECK(std::memcmp(&alone.mean[0], &batch.mean[r], sizeof(double)) == 0);
                         CHECK(std::memcmp(&alone.rstd[0], &batch.rstd[r], sizeof(double)) == 0);

@@ -93,9 +93,9 @@ bool fold(std::size_t channels, const Source& source, const T* weight, const T* 
 
 // Writes center, scale, offset (length `channels` each) for y = (x - center) * scale + offset.
 // Returns whether the center is needed. If not, center is all zeros and offset = bias - mean *
-// scale (callers may then pass nullptr as channel_affine's center; this still writes the zeros). If it is (some |mean * scale| above
-// kFoldableShift, or NaN), center is the mean rounded to T and the rounding remainder goes into
-// the offset, keeping full precision for large means. weight and bias may be null; the outputs must
+// scale (callers may then pass nullptr as channel_affine's center; this still writes the zeros).
+// If it is (some |mean * scale| above kFoldableShift, or NaN), center is the mean rounded to T and
+// the rounding remainder goes into the offset, keeping full precision for large means. weight and bias may be null; the outputs must
 // not overlap the inputs.
 template <class T, class Source>
 bool fold_channels(std::size_t channels, const Source& source, const T* weight, const T* bias, T* center, T* scale,

@@ -383,9 +383,9 @@ void layer_norm_rows(const NormArgs<T>& a) {
     // (interleaved_rows.inl).
     if (!a.stats_in && !a.stats_out && !a.stream_output && a.outer > 0) {
         // One row, or rows the paths above leave (wider than a row block: rows over 4 KiB, 16 KiB
-        // with NormArgs::interleave_wide_rows, or batches within L1). Statistics one row ahead: the reduction of row
-        // o + 1 runs while the square root and division of row o complete, instead of the
-        // normalization waiting on them.
+        // with NormArgs::interleave_wide_rows, or batches within L1). Statistics one row ahead:
+        // the reduction of row o + 1 runs while the square root and division of row o complete,
+        // instead of the normalization waiting on them.
         if (a.weight && a.outer >= kRowPair) {
             layer_norm_row_groups(a);
             return;
@@ -619,8 +619,8 @@ SIMDNORM_ALWAYS_INLINE void affine_run(const T* x, T* y, std::size_t n, Vec<T> c
 //   0.55-0.65x the flat loop's time; bench/README.md, tuning log 30).
 // Elsewhere the loop per row is faster in cache: two rows per pass share the per-channel loads, and
 // with one of x and y aligned, the other's split accesses cost less than the flat loop's would
-// (scale_shift 64x768, when the row loop aligned x: 3.2 vs 4.6 us; it now aligns y). Building the tables costs about three rows' loads, hence the
-// minimum row counts.
+// (scale_shift 64x768, when the row loop aligned x: 3.2 vs 4.6 us; it now aligns y). Building the
+// tables costs about three rows' loads, hence the minimum row counts.
 constexpr std::size_t kPeriodicChannelBytes = 4096;
 constexpr std::size_t kPeriodicMinRowsStreamed = 8;
 constexpr std::size_t kPeriodicMinRowsCached = 64;
