@@ -88,9 +88,9 @@ void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
 
 // Training-mode forward: the batch statistics of call.x into mean / m2 (count = outer * inner per
 // channel) and y normalized with them, then weight and bias. Channels-first inputs whose channels
-// fit in cache take the fused kernel (x read once from memory); the rest take the statistics, the
-// fold (fold_batch_moments, into ws) and the affine pass. Both fold alike; the fused kernel always
-// subtracts the center.
+// fit in cache take the fused kernel (x read once from memory); the rest take the statistics with
+// their fold (batch_stats_folded, into ws), then the affine pass. Both fold alike; the fused kernel
+// always subtracts the center.
 template <class T>
 void batch_norm_training_forward(const CallLayout& call, const T* weight, const T* bias, double eps, double* mean,
                                  double* m2, ChannelWorkspace& ws) {
@@ -102,20 +102,26 @@ void batch_norm_training_forward(const CallLayout& call, const T* weight, const 
         run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::batch_norm_train(a); });
         return;
     }
-    compute_batch_stats<T>(call, mean, m2);
+    BatchStatsArgs<T> stats;
+    stats.x = a.x;
+    stats.outer = a.outer;
+    stats.mid = a.mid;
+    stats.inner = a.inner;
+    stats.x_outer_stride = a.x_outer_stride;
+    stats.x_mid_stride = a.x_mid_stride;
+    stats.mean = mean;
+    stats.m2 = m2;
     const ChannelArrays<T> folded = ws.folded_for<T>(a.mid);
-    FoldArgs<T> fold;
-    fold.mean = mean;
-    fold.m2 = m2;
-    fold.count = double(a.outer * a.inner);
+    FoldArgs<T> fold;  // mean, m2, count and channels come from stats
     fold.eps = eps;
     fold.weight = weight;
     fold.bias = bias;
     fold.center = folded.center;
     fold.scale = folded.scale;
     fold.offset = folded.offset;
-    fold.channels = a.mid;
-    const bool centered = simdnorm::fold_batch_moments(fold);  // at the active variant's width
+    bool centered = false;  // at the active variant's width, in the statistics' tasks
+    run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()),
+                               [&] { centered = simdnorm::batch_stats_folded(stats, fold); });
     apply_channel_affine<T>(call, centered ? folded.center : nullptr, folded.scale, folded.offset);
 }
 

@@ -477,4 +477,92 @@ TEST_SUITE("batch_norm_train") {
             }
         }
     }
+
+    TEST_CASE_TEMPLATE("batch_stats_folded: batch_stats + fold_batch_moments' bits at 1 and 2 threads", T, float,
+                       double) {
+        // Every split of batch_stats: channels-last column tasks (768, 130 channels), rows merged
+        // across blocks (16 channels-last channels, channels-first 16x300 runs), channels-first
+        // channel tasks (64x49 runs), an empty batch. Per layout: all channels folded into the
+        // offset; one far mean in the last task's channels (every channel centered, the whole fold
+        // redone); a NaN channel; no weight, no bias.
+        StateGuard guard;
+        struct Shape {
+            std::size_t outer, mid, inner;
+        };
+        const Shape shapes[] = {{256, 768, 1}, {300, 130, 1}, {5000, 16, 1}, {8, 64, 49}, {200, 16, 300}, {0, 130, 1}};
+        for (const Shape& sh : shapes) {
+            const std::size_t n = sh.outer * sh.mid * sh.inner;
+            for (const int layout : {0, 1, 2, 3}) {
+                const bool far = layout == 1, nan = layout == 2, affine = layout != 3;
+                std::vector<T> x = normal_values<T>(n, 9700 + n, 0.5, 2.0);
+                if (far && n != 0) {  // channel mid - 1 moves 1e4 std away
+                    for (std::size_t o = 0; o < sh.outer; ++o) {
+                        for (std::size_t i = 0; i < sh.inner; ++i) x[(o * sh.mid + sh.mid - 1) * sh.inner + i] += T(2e4);
+                    }
+                }
+                if (nan && n != 0) x[(sh.mid / 2) * sh.inner] = std::numeric_limits<T>::quiet_NaN();
+                const std::vector<T> weight = normal_values<T>(sh.mid, 9704, 1.0, 0.3);
+                const std::vector<T> bias = normal_values<T>(sh.mid, 9705);
+                simdnorm::BatchStatsArgs<T> stats;
+                stats.x = x.data();
+                stats.outer = sh.outer;
+                stats.mid = sh.mid;
+                stats.inner = sh.inner;
+                stats.x_outer_stride = static_cast<std::ptrdiff_t>(sh.mid * sh.inner);
+                stats.x_mid_stride = static_cast<std::ptrdiff_t>(sh.inner);
+                for (const Variant& v : runnable_variants()) {
+                    const std::string label = std::string("variant ") + v.name() + ", " + std::to_string(sh.outer) +
+                                              "x" + std::to_string(sh.mid) + "x" + std::to_string(sh.inner) +
+                                              ", layout " + std::to_string(layout);
+                    INFO(label);
+                    // The reference: the two calls, one thread.
+                    std::vector<double> want_mean(sh.mid), want_m2(sh.mid);
+                    std::vector<T> want_center(sh.mid), want_scale(sh.mid), want_offset(sh.mid);
+                    simdnorm::BatchStatsArgs<T> ref_stats = stats;
+                    ref_stats.mean = want_mean.data();
+                    ref_stats.m2 = want_m2.data();
+                    simdnorm::FoldArgs<T> ref_fold;
+                    ref_fold.mean = want_mean.data();
+                    ref_fold.m2 = want_m2.data();
+                    ref_fold.count = static_cast<double>(sh.outer * sh.inner);
+                    ref_fold.eps = 1e-3;
+                    ref_fold.weight = affine ? weight.data() : nullptr;
+                    ref_fold.bias = affine ? bias.data() : nullptr;
+                    ref_fold.center = want_center.data();
+                    ref_fold.scale = want_scale.data();
+                    ref_fold.offset = want_offset.data();
+                    ref_fold.channels = sh.mid;
+                    const bool want_centered = run_on(v, 1, [&] {
+                        simdnorm::batch_stats(ref_stats);
+                        return simdnorm::fold_batch_moments(ref_fold);
+                    });
+                    if (n != 0) CHECK(want_centered == (far || nan));
+                    for (const int threads : {1, 2}) {
+                        INFO("threads " << threads);
+                        std::vector<double> mean(sh.mid, kUnwritten), m2(sh.mid, kUnwritten);
+                        std::vector<T> center(sh.mid, T(kUnwritten)), scale(sh.mid, T(kUnwritten)),
+                            offset(sh.mid, T(kUnwritten));
+                        simdnorm::BatchStatsArgs<T> got_stats = stats;
+                        got_stats.mean = mean.data();
+                        got_stats.m2 = m2.data();
+                        simdnorm::FoldArgs<T> fold;  // mean, m2, count, channels left unset: taken from stats
+                        fold.eps = ref_fold.eps;
+                        fold.weight = ref_fold.weight;
+                        fold.bias = ref_fold.bias;
+                        fold.center = center.data();
+                        fold.scale = scale.data();
+                        fold.offset = offset.data();
+                        const bool centered =
+                            run_on(v, threads, [&] { return simdnorm::batch_stats_folded(got_stats, fold); });
+                        CHECK(centered == want_centered);
+                        CHECK(same_bits(mean, want_mean));
+                        CHECK(same_bits(m2, want_m2));
+                        CHECK(std::memcmp(center.data(), want_center.data(), sh.mid * sizeof(T)) == 0);
+                        CHECK(std::memcmp(scale.data(), want_scale.data(), sh.mid * sizeof(T)) == 0);
+                        CHECK(std::memcmp(offset.data(), want_offset.data(), sh.mid * sizeof(T)) == 0);
+                    }
+                }
+            }
+        }
+    }
 }

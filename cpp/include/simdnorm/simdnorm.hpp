@@ -22,13 +22,20 @@ template <class T> void channel_affine(const ChannelAffineArgs<T>& args);
 
 // Training-mode BatchNorm forward, statistics and normalization in one read of x (kernels.hpp,
 // BatchNormTrainArgs), for channels-first input whose channels each fit in the per-core cache:
-// batch_norm_train_fits says whether a shape qualifies; otherwise use batch_stats + channel_affine.
+// batch_norm_train_fits says whether a shape qualifies; otherwise use batch_stats_folded +
+// channel_affine.
 template <class T> bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept;
 template <class T> void batch_norm_train(const BatchNormTrainArgs<T>& args);
 
 // batch_stats' moments folded into channel_affine's center / scale / offset (kernels.hpp,
 // FoldArgs); returns whether the center is needed. Runs on the calling thread.
 template <class T> bool fold_batch_moments(const FoldArgs<T>& args);
+
+// batch_stats(stats), then fold_batch_moments of its moments into fold.center / scale / offset, the
+// same bits, with each channel folded by the task that computed it when the statistics split by
+// channels. fold's mean, m2, count and channels are taken from stats (its values there are ignored);
+// its eps, weight, bias and outputs are used. Returns whether the center is needed.
+template <class T> bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& fold);
 
 // Outputs of at least this many bytes are written with non-temporal stores (they would only evict
 // x from the last-level cache; kernels.hpp, stream_output). The streamed row loops align their

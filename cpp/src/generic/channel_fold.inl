@@ -49,7 +49,8 @@ bool fold_uncentered(std::size_t channels, const Source& source, const T* weight
         const double s = source.inv_std_at(c) * (HasWeight ? double(weight[c]) : 1.0);
         const double shift = m * s;
         const float shift_f = static_cast<float>(shift);  // no std::fabs: see the top of this file
-        maybe_far |= !(shift_f < static_cast<float>(kFoldableShift) && shift_f > -static_cast<float>(kFoldableShift));
+        const float distance = shift_f < 0.0f ? -shift_f : shift_f;  // NaN stays NaN
+        maybe_far |= !(distance < static_cast<float>(kFoldableShift));
         center[c] = T(0);
         scale[c] = static_cast<T>(s);
         offset[c] = static_cast<T>((HasBias ? double(bias[c]) : 0.0) - shift);
