@@ -12,7 +12,7 @@ import reference
 import simdnorm
 
 DTYPES = [np.float32, np.float64]
-KEPT_CHANNELS = 4096  # channel_workspace.hpp: WorkspaceLease::kKeptChannels
+KEPT_CHANNELS = 32768  # channel_workspace.hpp: WorkspaceLease::kKeptChannels
 
 
 def _stats(rng, c, dtype, offset=0.0):

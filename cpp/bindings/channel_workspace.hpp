@@ -31,10 +31,13 @@ struct ChannelWorkspace {
 
 // Exclusive use of a workspace for the lifetime of one call: the calling thread's own, or a fresh
 // one when that is already in use (a NumPy callback in the middle of a call re-entering simdnorm on
-// the same thread) or when the call has more than kKeptChannels channels (kept buffers stay small).
+// the same thread) or when the call has more than kKeptChannels channels (kept buffers stay small:
+// at most ~2 MB a thread, moments and float64 folds). A fresh workspace costs its allocation and
+// first touch every call: with the kept size at 4096 channels, BatchNorm training 8x8192 (N, F)
+// took 187 us at 1 thread against 53 with the thread's own (8x4096: 27).
 class WorkspaceLease {
 public:
-    static constexpr std::size_t kKeptChannels = 4096;
+    static constexpr std::size_t kKeptChannels = std::size_t(1) << 15;
 
     explicit WorkspaceLease(std::size_t channels);
     ~WorkspaceLease();

@@ -10,6 +10,10 @@
 
 #include "support.hpp"
 
+namespace count_division {  // the kernels' helper (cpp/src/generic), self-contained
+#include "generic/count_division.inl"
+}  // namespace count_division
+
 using namespace simdnorm_test;
 
 namespace {
@@ -278,5 +282,40 @@ TEST_SUITE("batch_stats") {
             check_batch_stats<T>({300, 19, 1, 0, 2, false, 1e6, constant}, ++seed);
             check_batch_stats<T>({129, 70, 1, 0, 0, true, -1e6, constant}, ++seed);
         }
+    }
+
+    TEST_CASE("CountDivisor: the divide's bits for every value, a multiply only for powers of two") {
+        // Values over the whole exponent range (random bit patterns), subnormals, zeros, infinities,
+        // NaN; counts 1-4100 and a few large ones, powers of two and not.
+        std::vector<double> values = {0.0, -0.0, std::numeric_limits<double>::infinity(),
+                                      -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(),
+                                      std::numeric_limits<double>::denorm_min(), -3 * std::numeric_limits<double>::denorm_min(),
+                                      DBL_MIN, DBL_MAX, -DBL_MAX, 1.0, 3.0, 1e-310, 5e-324 * 7};
+        std::mt19937_64 engine(977);
+        while (values.size() < 2000) {
+            const std::uint64_t bits = engine();
+            double v;
+            std::memcpy(&v, &bits, sizeof v);
+            values.push_back(v);
+        }
+        std::vector<double> counts;
+        for (int n = 1; n <= 4100; ++n) counts.push_back(n);
+        for (const double n : {1048576.0, 1099511627776.0, 9223372036854775808.0, 3298534883328.0, 100352.0, 1568.0}) {
+            counts.push_back(n);
+        }
+        std::size_t mismatches = 0, powers = 0;
+        for (const double n : counts) {
+            const count_division::CountDivisor by(n);
+            const auto k = static_cast<unsigned long long>(n);
+            const bool power = (k & (k - 1)) == 0;
+            powers += power;
+            REQUIRE(by.exact_inverse() == power);
+            for (const double x : values) {
+                const double want = x / n, got = by.divide(x);
+                if (std::isnan(want) ? !std::isnan(got) : std::memcmp(&want, &got, sizeof want) != 0) ++mismatches;
+            }
+        }
+        CHECK(powers == 16);  // 2^0 .. 2^12, 2^20, 2^40, 2^63
+        CHECK(mismatches == 0);
     }
 }

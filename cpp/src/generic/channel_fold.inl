@@ -22,14 +22,21 @@ struct RunningStatsSource {
     double inv_std_at(std::size_t c) const { return 1.0 / std::sqrt(double(var[c]) + eps); }
 };
 
+#include "generic/count_division.inl"
+
 // Batch moments from batch_stats: mean and M2 of `count` values per channel (biased variance).
+// ByInverse: `divisor` holds 1 / count, exact (CountDivisor), and m2 / count is a multiply with the
+// divide's bits; the choice is a template flag so that the fold's loop stays one vectorized loop.
+template <bool ByInverse>
 struct BatchMomentsSource {
     const double* mean;
     const double* m2;
-    double count;
+    double divisor;  // count, or 1 / count when ByInverse
     double eps;
     double mean_at(std::size_t c) const { return mean[c]; }
-    double inv_std_at(std::size_t c) const { return 1.0 / std::sqrt(m2[c] / count + eps); }
+    double inv_std_at(std::size_t c) const {
+        return 1.0 / std::sqrt((ByInverse ? m2[c] * divisor : m2[c] / divisor) + eps);
+    }
 };
 
 namespace detail {

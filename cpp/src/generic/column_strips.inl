@@ -88,8 +88,9 @@ SIMDNORM_NOINLINE void strip_moments(const T* p, std::size_t columns, std::size_
         for (std::size_t v = 0; v < vectors; ++v) acc_add(total_d[v], load_tile(row + v * L, v, vectors, last_lanes));
     }
     for (std::size_t v = 0; v < vectors; ++v) acc_store(mean + v * L, total_d[v]);
+    divide_all(mean, lanes, CountDivisor(static_cast<double>(sample)));
     for (std::size_t k = 0; k < lanes; ++k) {
-        pivot[k] = static_cast<T>(mean[k] / static_cast<double>(sample));
+        pivot[k] = static_cast<T>(mean[k]);
         mean[k] = static_cast<double>(pivot[k]);
     }
     for (std::size_t v = 0; v < vectors; ++v) total_d[v] = total_dd[v] = Acc<T>{};

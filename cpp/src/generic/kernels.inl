@@ -923,8 +923,13 @@ namespace {
 
 template <class T>
 bool fold_batch_moments(const FoldArgs<T>& a) noexcept {
-    return fold_channels<T>(a.channels, BatchMomentsSource{a.mean, a.m2, a.count, a.eps}, a.weight, a.bias, a.center,
-                            a.scale, a.offset);
+    const CountDivisor by(a.count);
+    if (by.exact_inverse()) {
+        return fold_channels<T>(a.channels, BatchMomentsSource<true>{a.mean, a.m2, by.inverse(), a.eps}, a.weight,
+                                a.bias, a.center, a.scale, a.offset);
+    }
+    return fold_channels<T>(a.channels, BatchMomentsSource<false>{a.mean, a.m2, a.count, a.eps}, a.weight, a.bias,
+                            a.center, a.scale, a.offset);
 }
 
 template <class T>

@@ -24,6 +24,8 @@
 
 namespace {
 
+#include "generic/count_division.inl"
+
 constexpr std::size_t kFlushSteps = 16;
 // Elements per two-pass chunk of a contiguous run: both passes hit L1 (16 KiB of float32).
 constexpr std::size_t kRowChunk = 4096;
@@ -189,11 +191,27 @@ struct StatsBlock {
     alignas(64) double mean[kStatsBlock], m2[kStatsBlock], rstd[kStatsBlock];
     bool accepted[kStatsBlock];
 };
+// x / by.count() in every lane (CountDivisor: a multiply when the count is a power of two).
+SIMDNORM_ALWAYS_INLINE Vec<double> divide_lanes(Vec<double> x, const CountDivisor& by) {
+    return by.exact_inverse() ? x * splat(by.inverse()) : x / splat(by.count());
+}
+// values[k] /= by.count() for k < n, the choice taken once for the loop.
+SIMDNORM_ALWAYS_INLINE void divide_all(double* values, std::size_t n, const CountDivisor& by) {
+    if (by.exact_inverse()) {
+        for (std::size_t k = 0; k < n; ++k) values[k] *= by.inverse();
+    } else {
+        for (std::size_t k = 0; k < n; ++k) values[k] /= by.count();
+    }
+}
+
 // rstd[k] = 1 / sqrt(m2[k] / count + eps) for a block's kStatsBlock entries (64-byte aligned).
 SIMDNORM_ALWAYS_INLINE void inverse_std_block(const double* m2, double count, double eps, double* rstd) {
     constexpr std::size_t D = Vec<double>::lanes;
-    const Vec<double> n_lanes = splat(count), eps_lanes = splat(eps), one = splat(1.0);
-    for (std::size_t k = 0; k < kStatsBlock; k += D) store(rstd + k, one / square_root(load(m2 + k) / n_lanes + eps_lanes));
+    const CountDivisor by(count);
+    const Vec<double> eps_lanes = splat(eps), one = splat(1.0);
+    for (std::size_t k = 0; k < kStatsBlock; k += D) {
+        store(rstd + k, one / square_root(divide_lanes(load(m2 + k), by) + eps_lanes));
+    }
 }
 
 // accept_shifted's test for a double vector of entries, all at once: z = (off - off) + (m2 - m2) is
@@ -208,11 +226,11 @@ SIMDNORM_ALWAYS_INLINE void accept_shifted_block(StatsBlock& b, double count, do
     constexpr std::size_t D = Vec<double>::lanes;
     static_assert(kStatsBlock % D == 0, "a block is whole double vectors");
     alignas(64) double offset[kStatsBlock], correction[kStatsBlock];
-    const Vec<double> n_lanes = splat(count);
+    const CountDivisor by(count);
     bool all_accepted = true;
     for (std::size_t k = 0; k < kStatsBlock; k += D) {
         const Vec<double> d = load(b.sum_d + k);
-        const Vec<double> off = d / n_lanes;
+        const Vec<double> off = divide_lanes(d, by);
         const Vec<double> corr = d * off;
         const Vec<double> m = load(b.sum_dd + k) - corr;
         store(offset + k, off);
@@ -676,12 +694,12 @@ SIMDNORM_ALWAYS_INLINE void accept_tile_lanes(const T* p, std::size_t vectors, s
     constexpr std::size_t W = kTileVectors * Vec<T>::lanes;
     const std::size_t lanes = vectors * Vec<T>::lanes;
     constexpr std::size_t D = Vec<double>::lanes;
-    const Vec<double> n_lanes = splat(static_cast<double>(rows));
+    const CountDivisor by(static_cast<double>(rows));
     alignas(64) double offset[W], correction[W];
     bool all_accepted = true;
     for (std::size_t k = 0; k < lanes; k += D) {
         const Vec<double> d = load(sums_d + k);
-        const Vec<double> off = d / n_lanes;
+        const Vec<double> off = divide_lanes(d, by);
         const Vec<double> corr = d * off;
         const Vec<double> m2_lanes = load(sums_dd + k) - corr;
         store(offset + k, off);
@@ -725,7 +743,8 @@ SIMDNORM_ALWAYS_INLINE void tile_moments_shaped(const T* p, Vectors vectors, Las
         for (std::size_t v = 0; v < vectors; ++v) acc_add(pivot_sums[v], load_tile(row + v * L, v, vectors, last_lanes));
     }
     for (std::size_t v = 0; v < vectors; ++v) acc_store(sums + v * L, pivot_sums[v]);
-    for (std::size_t k = 0; k < vectors * L; ++k) sums[k] = static_cast<double>(static_cast<T>(sums[k] / double(sample)));
+    divide_all(sums, vectors * L, CountDivisor(static_cast<double>(sample)));
+    for (std::size_t k = 0; k < vectors * L; ++k) sums[k] = static_cast<double>(static_cast<T>(sums[k]));
     V pivot[kTileVectors];
     for (std::size_t v = 0; v < vectors; ++v) pivot[v] = load_rounded<T>(sums + v * L);
     Acc<T> total_d[kTileVectors], total_dd[kTileVectors];
