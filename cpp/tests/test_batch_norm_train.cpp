@@ -426,25 +426,29 @@ TEST_SUITE("batch_norm_train") {
 
     TEST_CASE_TEMPLATE("fold_batch_moments: every variant gives the float64 formula's bits", T, float, double) {
         // 1000 channels: whole vectors and a tail on every variant. Means near zero fold into the
-        // offset; one far mean (1e4 std) makes every channel keep its center.
+        // offset; one far mean (1e4 std) makes every channel keep its center. Counts 37 (a divide)
+        // and 64 (a power of two: the fold multiplies by 1 / 64, which must give the divide's bits).
         StateGuard guard;
         constexpr std::size_t channels = 1000;
-        const double count = 37, eps = 1e-5;
+        const double eps = 1e-5;
         const std::vector<double> means = normal_values<double>(channels, 9600);
-        std::vector<double> m2 = normal_values<double>(channels, 9601);
-        for (double& v : m2) v = (1.0 + std::fabs(v)) * (1.0 + std::fabs(v)) * count;  // std >= 1: |mean * scale| < 16
         const std::vector<T> weight = normal_values<T>(channels, 9602, 1.0, 0.3);
         const std::vector<T> bias = normal_values<T>(channels, 9603);
         // far: one mean 1e4 std out (every channel centered); nan: one NaN mean (centered too, the
         // NaN stays in its channel); weight and bias present, absent, or one of them.
-        for (const int layout : {0, 1, 2, 3, 4, 5}) {
+        for (int index = 0; index < 12; ++index) {
+            const double count = index < 6 ? 37.0 : 64.0;
+            const int layout = index % 6;
+            std::vector<double> m2 = normal_values<double>(channels, 9601);
+            for (double& v : m2) v = (1.0 + std::fabs(v)) * (1.0 + std::fabs(v)) * count;  // std >= 1: |mean * scale| < 16
             const bool far = layout == 1 || layout == 5, nan = layout == 2;
             const bool has_weight = layout != 3 && layout != 5, has_bias = layout != 4 && layout != 5;
             std::vector<double> mean = means;
             if (far) mean[channels / 2] = 1e4 * std::sqrt(m2[channels / 2] / count);
             if (nan) mean[7] = std::numeric_limits<double>::quiet_NaN();
             for (const Variant& v : runnable_variants()) {
-                const std::string label = std::string("variant ") + v.name() + ", layout " + std::to_string(layout);
+                const std::string label = std::string("variant ") + v.name() + ", layout " + std::to_string(layout) +
+                                          ", count " + std::to_string(count);
                 INFO(label);
                 std::vector<T> center(channels, T(kUnwritten)), scale(channels), offset(channels);
                 simdnorm::FoldArgs<T> a;
