@@ -13,9 +13,11 @@
 // of two; other counts keep the divide.
 class CountDivisor {
 public:
-    explicit CountDivisor(double count) : count_(count), inverse_(1.0 / count), exact_(is_power_of_two(count)) {}
+    // The inverse only for powers of two: per row, other counts would pay a divide for nothing.
+    explicit CountDivisor(double count)
+        : count_(count), exact_(is_power_of_two(count)), inverse_(exact_ ? 1.0 / count : 0.0) {}
     double count() const { return count_; }
-    double inverse() const { return inverse_; }
+    double inverse() const { return inverse_; }  // exact_inverse() only
     bool exact_inverse() const { return exact_; }
     double divide(double x) const { return exact_ ? x * inverse_ : x / count_; }
 
@@ -25,8 +27,9 @@ private:
         const auto k = static_cast<unsigned long long>(n);
         return static_cast<double>(k) == n && (k & (k - 1)) == 0;
     }
-    double count_, inverse_;
+    double count_;
     bool exact_;
+    double inverse_;  // 1 / count_ when exact_
 };
 
 #endif  // SIMDNORM_COUNT_DIVISION_INL

@@ -131,6 +131,7 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
     constexpr std::size_t B = 4 * L;  // elements per block
     const std::size_t n = a.mid;
     const double count = static_cast<double>(n);
+    const CountDivisor by(count);
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
     // Locals, not a.weight / a.bias in the loop: the vector stores to y may alias `a` as far as the
     // compiler knows, and it reloaded both pointers after every store (two loads per vector).
@@ -191,10 +192,10 @@ void layer_norm_rows_interleaved(const NormArgs<T>& a) {
         double sum_d = 0.0, sum_dd = 0.0;
         sums.finish(next, steps * B, n, pivot_lanes, &sum_d, &sum_dd);
         Moments moments;
-        if (!accept_shifted(static_cast<double>(next_pivot), sum_d, sum_dd, count, &moments)) {
+        if (!accept_shifted(static_cast<double>(next_pivot), sum_d, sum_dd, by, &moments)) {
             moments = chunk_moments(next, n);  // same rejection, then its corrected two-pass
         }
-        current = {moments.mean, inverse_std(moments.m2, count, a.eps)};
+        current = {moments.mean, inverse_std(moments.m2, by, a.eps)};
         next_pivot = pivot_after;
     }
 }
@@ -303,7 +304,8 @@ void rms_norm_rows_interleaved(const NormArgs<T>& a) {
         const V t = (full ? load(x + i) : load_partial(x + i, valid)) * r;
         return HasWeight ? t * (full ? load(weight + i) : load_partial(weight + i, valid)) : t;
     };
-    double rstd = 1.0 / std::sqrt(row_sum_squares(row_x(0), n) / count + a.eps);
+    const CountDivisor by(count);
+    double rstd = 1.0 / std::sqrt(by.divide(row_sum_squares(row_x(0), n)) + a.eps);
     for (std::size_t o = 0; o < a.outer; ++o) {
         if (a.rstd) a.rstd[o] = static_cast<T>(rstd);
         const T* x = row_x(o);
@@ -330,6 +332,6 @@ void rms_norm_rows_interleaved(const NormArgs<T>& a) {
         std::size_t i = head + blocks * B;
         for (; i + L <= n; i += L) store(y + i, value(x, i, L, r));
         if (i < n) store_partial(y + i, value(x, i, n - i, r), n - i);
-        rstd = 1.0 / std::sqrt(sums.finish(next, steps * B, n) / count + a.eps);
+        rstd = 1.0 / std::sqrt(by.divide(sums.finish(next, steps * B, n)) + a.eps);
     }
 }

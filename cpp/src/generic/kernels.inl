@@ -5,9 +5,10 @@ namespace {
 
 constexpr std::size_t kLineBytes = 64;  // cache line
 
-inline double inverse_std(double m2, double count, double eps) {
-    return 1.0 / std::sqrt(clamp_non_negative(m2 / count) + eps);
+inline double inverse_std(double m2, const CountDivisor& count, double eps) {
+    return 1.0 / std::sqrt(clamp_non_negative(count.divide(m2)) + eps);
 }
+inline double inverse_std(double m2, double count, double eps) { return inverse_std(m2, CountDivisor(count), eps); }
 
 // A vector of n <= lanes elements: whole (n == lanes) or partial.
 template <class T>
@@ -456,7 +457,8 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
     constexpr std::size_t R = kRowGroup;
     const double count = static_cast<double>(a.mid);
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
-    auto row_rstd = [&](std::size_t o) { return 1.0 / std::sqrt(row_sum_squares(row_x(o), a.mid) / count + a.eps); };
+    const CountDivisor by(count);
+    auto row_rstd = [&](std::size_t o) { return 1.0 / std::sqrt(by.divide(row_sum_squares(row_x(o), a.mid)) + a.eps); };
     double next[R];
     for (std::size_t k = 0; k < R && k < a.outer; ++k) next[k] = row_rstd(k);
     for (std::size_t o = 0; o < a.outer; o += R) {
@@ -508,8 +510,8 @@ void rms_norm_rows(const NormArgs<T>& a) {
             a.stats_out[2 * o + 1] = row_sum_squares(x, a.mid);
             continue;
         }
-        const double rstd =
-            a.stats_in ? a.stats_in[2 * o + 1] : 1.0 / std::sqrt(row_sum_squares(x, a.mid) / count + a.eps);
+        const double rstd = a.stats_in ? a.stats_in[2 * o + 1]
+                                       : 1.0 / std::sqrt(divide_by_count(row_sum_squares(x, a.mid), count) + a.eps);
         if (a.rstd && !a.stats_in) a.rstd[o] = static_cast<T>(rstd);
         if (a.stream_output && !a.stats_in) prefetch_row_ahead(a, o);
         T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
@@ -533,7 +535,8 @@ void rms_norm_columns(const NormArgs<T>& a) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride + lane;
             tile_sum_squares(x, vectors, last_lanes, a.mid, a.x_mid_stride, rstd);
             const std::size_t valid = (vectors - 1) * Vec<T>::lanes + last_lanes;
-            for (std::size_t k = 0; k < vectors * Vec<T>::lanes; ++k) rstd[k] = 1.0 / std::sqrt(rstd[k] / count + a.eps);
+            divide_all(rstd, vectors * Vec<T>::lanes, CountDivisor(count));
+            for (std::size_t k = 0; k < vectors * Vec<T>::lanes; ++k) rstd[k] = 1.0 / std::sqrt(rstd[k] + a.eps);
             if (a.rstd) {
                 for (std::size_t k = 0; k < valid; ++k) a.rstd[o * a.inner + lane + k] = static_cast<T>(rstd[k]);
             }
@@ -976,7 +979,7 @@ SIMDNORM_ALWAYS_INLINE ChannelFold<T> fold_channel(const BatchNormTrainArgs<T>& 
 // 1 / sqrt(m2 / count + eps) of channel c, as the two-step path's fold_batch_moments rounds it.
 template <class T>
 SIMDNORM_ALWAYS_INLINE double channel_inverse_std(const BatchNormTrainArgs<T>& a, std::size_t c, double count) {
-    return 1.0 / std::sqrt(a.m2[c] / count + a.eps);
+    return 1.0 / std::sqrt(divide_by_count(a.m2[c], count) + a.eps);
 }
 
 #include "generic/channel_blocks.inl"

@@ -146,15 +146,23 @@ SIMDNORM_ALWAYS_INLINE T pivot_estimate(const T* p, std::size_t n) {
     return static_cast<T>(((s0 + s1) + (s2 + s3)) / static_cast<double>(m));
 }
 
+// x / count (CountDivisor). In a row's or channel's dependency chain a power-of-two count then
+// costs a multiply's latency instead of a divide's. Loops over rows build their CountDivisor once.
+SIMDNORM_ALWAYS_INLINE double divide_by_count(double x, double count) { return CountDivisor(count).divide(x); }
+
 // The moments from shifted sums around `pivot`, if the pivot was close enough (see above).
 // accept_shifted_block repeats these operations on a vector of rows or channels.
-SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double sum_dd, double count, Moments* result) {
-    const double offset = sum_d / count;
+SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double sum_dd, const CountDivisor& count,
+                                           Moments* result) {
+    const double offset = count.divide(sum_d);
     const double correction = sum_d * offset;
     const double m2 = sum_dd - correction;
     if (!(is_finite(offset) && is_finite(m2) && correction <= m2)) return false;  // NaN fails too
     *result = {pivot + offset, m2};  // m2 >= sum_d^2 / n >= 0
     return true;
+}
+SIMDNORM_ALWAYS_INLINE bool accept_shifted(double pivot, double sum_d, double sum_dd, double count, Moments* result) {
+    return accept_shifted(pivot, sum_d, sum_dd, CountDivisor(count), result);
 }
 
 // Zeroes a small array of vectors or accumulators with vector stores. GCC 12 turns
