@@ -22,6 +22,13 @@ namespace {
 constexpr std::size_t kMinParallelElements = std::size_t(1) << 15;
 // Target elements per task.
 constexpr std::size_t kTaskElements = std::size_t(1) << 15;
+// Channels-last statistics split their columns across threads only from this many elements: with
+// few rows the per-channel results (mean, M2, a training call's fold) are about as many bytes as x,
+// and reading them back from the other core cost more than the split saved. Through Python, 1 / 2
+// threads, µs (Sapphire Rapids-class VM): 8x4096 12.4 / 14.7, 32x1024 5.2 / 6.6, 128x512 4.9 / 6.0,
+// 64x1024 6.6 / 7.2; even at 32x4096 (131K) 19.9 / 19.8 and 128x1024 11.1 / 11.2; 64x4096 38.1 /
+// 31.2, 256x768 14.5 / 12.
+constexpr std::size_t kMinParallelChannelsLastElements = std::size_t(1) << 17;
 
 // Outputs at least this large are written with non-temporal stores (kernels.hpp, stream_output):
 // then x + y fill the 32 MiB L3 of the measured machine, and cached stores would only evict x and
@@ -62,11 +69,12 @@ void merge_moments(double& count, double& mean, double& m2, double count_b, doub
 std::size_t max_size(std::size_t a, std::size_t b) { return a > b ? a : b; }
 
 // Runs task(first, count) over [0, n) in chunks of `chunk` (the last may be shorter), in parallel
-// when the whole operation is large.
+// when the whole operation has at least min_parallel elements.
 template <class Task>
-void run_chunked(std::size_t n, std::size_t chunk, std::size_t total_elements, const Task& task) {
+void run_chunked(std::size_t n, std::size_t chunk, std::size_t total_elements, const Task& task,
+                 std::size_t min_parallel = kMinParallelElements) {
     const std::size_t tasks = ceil_div(n, chunk);
-    const bool parallel = total_elements >= kMinParallelElements && tasks > 1 && get_num_threads() > 1;
+    const bool parallel = total_elements >= min_parallel && tasks > 1 && get_num_threads() > 1;
     if (!parallel) {
         task(0, n);
         return;
@@ -267,7 +275,7 @@ bool compute_batch_stats(const BatchStatsArgs<T>& args, const Done& done) {
             part.m2 = args.m2 + first;
             kernel(part);
             done(first, count);
-        });
+        }, kMinParallelChannelsLastElements);
         return true;
     }
     // Fixed blocks of outer rows; each block's moments are merged in order below.
