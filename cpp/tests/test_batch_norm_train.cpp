@@ -484,16 +484,18 @@ TEST_SUITE("batch_norm_train") {
 
     TEST_CASE_TEMPLATE("batch_stats_folded: batch_stats + fold_batch_moments' bits at 1 and 2 threads", T, float,
                        double) {
-        // Every split of batch_stats: channels-last column tasks (768, 130 channels), rows merged
-        // across blocks (16 channels-last channels, channels-first 16x300 runs), channels-first
-        // channel tasks (64x49 runs), an empty batch. Per layout: all channels folded into the
-        // offset; one far mean in the last task's channels (every channel centered, the whole fold
-        // redone); a NaN channel; no weight, no bias.
+        // Every split of batch_stats: channels-last column tasks (768 and 130 channels; they split
+        // from 2^17 elements), channels-last in one task (300x130), rows merged across blocks (16
+        // channels-last channels, channels-first 16x300 runs), channels-first channel tasks (64x49
+        // runs), an empty batch. Per layout: all channels folded into the offset; one far mean in
+        // the last task's channels (every channel centered, the whole fold redone); a NaN channel;
+        // no weight, no bias.
         StateGuard guard;
         struct Shape {
             std::size_t outer, mid, inner;
         };
-        const Shape shapes[] = {{256, 768, 1}, {300, 130, 1}, {5000, 16, 1}, {8, 64, 49}, {200, 16, 300}, {0, 130, 1}};
+        const Shape shapes[] = {{256, 768, 1}, {1100, 130, 1}, {300, 130, 1}, {5000, 16, 1},
+                                {8, 64, 49},   {200, 16, 300}, {0, 130, 1}};
         for (const Shape& sh : shapes) {
             const std::size_t n = sh.outer * sh.mid * sh.inner;
             for (const int layout : {0, 1, 2, 3}) {
