@@ -71,9 +71,10 @@ void apply_channel_affine(const CallLayout& call, const T* center, const T* scal
     run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::channel_affine(a); });
 }
 
-// Per-channel mean and M2 of call.x (count = outer * inner per channel) into mean[mid], m2[mid].
+// batch_stats' arguments for call.x: mean and M2 per channel (count = outer * inner) into
+// mean[mid], m2[mid].
 template <class T>
-void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
+BatchStatsArgs<T> batch_stats_args(const CallLayout& call, double* mean, double* m2) {
     BatchStatsArgs<T> a;
     a.x = static_cast<const T*>(call.x.data());
     a.outer = call.x_layout.outer;
@@ -83,6 +84,13 @@ void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
     a.x_mid_stride = call.x_layout.mid_stride;
     a.mean = mean;
     a.m2 = m2;
+    return a;
+}
+
+// Per-channel mean and M2 of call.x into mean[mid], m2[mid].
+template <class T>
+void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
+    const BatchStatsArgs<T> a = batch_stats_args<T>(call, mean, m2);
     run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::batch_stats(a); });
 }
 
@@ -102,15 +110,7 @@ void batch_norm_training_forward(const CallLayout& call, const T* weight, const 
         run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::batch_norm_train(a); });
         return;
     }
-    BatchStatsArgs<T> stats;
-    stats.x = a.x;
-    stats.outer = a.outer;
-    stats.mid = a.mid;
-    stats.inner = a.inner;
-    stats.x_outer_stride = a.x_outer_stride;
-    stats.x_mid_stride = a.x_mid_stride;
-    stats.mean = mean;
-    stats.m2 = m2;
+    const BatchStatsArgs<T> stats = batch_stats_args<T>(call, mean, m2);
     const ChannelArrays<T> folded = ws.folded_for<T>(a.mid);
     FoldArgs<T> fold;  // mean, m2, count and channels come from stats
     fold.eps = eps;
