@@ -187,6 +187,22 @@ def test_batch_norm_affine_dtype_mismatch(name):
 
 
 @pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+def test_batch_norm_running_arrays_of_different_dtypes(training, x_dtype):
+    # Each may be float32 or float64, but both the same: eval once read a float64 running_var as
+    # float32 values (a silent wrong answer).
+    x = np.random.default_rng(2).standard_normal((6, 5)).astype(x_dtype)
+    arrays = dict(zip(BN_NAMES, _bn_arrays(5, x_dtype)))
+    arrays["running_mean"] = arrays["running_mean"].astype(np.float32)
+    arrays["running_var"] = arrays["running_var"].astype(np.float64)
+    out = np.full_like(x, 42.0)
+    snaps = _snapshot(x, out, *arrays.values())
+    with pytest.raises(TypeError, match=r"running_mean and running_var must have the same dtype, got float32 and float64"):
+        simdnorm.batch_norm(x, **arrays, training=training, out=out)
+    _assert_unchanged((x, out, *arrays.values()), snaps)
+
+
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("name", ["running_mean", "running_var"])
 def test_batch_norm_read_only_running_array(training, name):
     x = np.random.default_rng(2).standard_normal((6, 5))

@@ -13,7 +13,7 @@
 namespace simdnorm::bindings {
 
 struct ChannelWorkspace {
-    std::vector<double> moments;  // training: batch mean, M2, running mean / var before the update
+    std::vector<double> moments;  // training: batch mean and M2
     ChannelArrayStorage folded;  // storage of folded_for
     FoldMemo eval_fold;  // functional batch_norm in eval mode (kept workspaces only)
 

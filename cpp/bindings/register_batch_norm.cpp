@@ -106,29 +106,53 @@ FoldedChannels<T> fold_running_stats(const WorkspaceLease& ws, std::size_t chann
     return {memo.centered() ? folded.center : nullptr, folded.scale, folded.offset};
 }
 
-// Reads a contiguous 1-D float32 / float64 array as doubles.
-void load_doubles(const py::array& a, double* values) {
-    const auto n = static_cast<std::size_t>(a.size());
-    if (a.itemsize() == 4) {
-        const float* p = static_cast<const float*>(a.data());
-        for (std::size_t i = 0; i < n; ++i) values[i] = p[i];
-    } else {
-        const double* p = static_cast<const double*>(a.data());
-        for (std::size_t i = 0; i < n; ++i) values[i] = p[i];
+// The running statistics' values from before the kernel, kept only when y (or the result it is
+// copied into) overlaps them, as out= may; otherwise they are read in place after the kernel.
+template <class S>
+struct RunningBefore {
+    std::vector<S> mean, var;  // both empty: read in place
+};
+
+template <class S>
+RunningBefore<S> running_before_output(const CallLayout& call, const py::array& running_mean,
+                                       const py::array& running_var) {
+    RunningBefore<S> before;
+    const auto written = [&](const py::array& a) {
+        return may_share_memory(call.y, a) || may_share_memory(call.result, a);
+    };
+    if (running_mean && (written(running_mean) || written(running_var))) {
+        const S* mean = static_cast<const S*>(running_mean.data());
+        const S* var = static_cast<const S*>(running_var.data());
+        before.mean.assign(mean, mean + running_mean.size());
+        before.var.assign(var, var + running_var.size());
     }
+    return before;
 }
 
-// Training: running = (1 - momentum) * running + momentum * batch, in double, rounded once to the
-// array's dtype. `before` holds the running values read before the kernel ran (out may overlap them).
-void update_running(py::array& a, const double* before, const double* batch, double momentum) {
-    const auto n = static_cast<std::size_t>(a.size());
-    if (a.itemsize() == 4) {
-        float* p = static_cast<float*>(a.mutable_data());
-        for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<float>((1.0 - momentum) * before[i] + momentum * batch[i]);
-    } else {
-        double* p = static_cast<double*>(a.mutable_data());
-        for (std::size_t i = 0; i < n; ++i) p[i] = (1.0 - momentum) * before[i] + momentum * batch[i];
-    }
+// Training, running statistics of dtype S (contiguous, checked by running_array; may be absent):
+// the batch mean and M2 into the workspace and y, then the running statistics updated from them
+// (simdnorm::update_running_stats: PyTorch's rule, the unbiased variance).
+template <class T, class S>
+void train_batch_norm(const CallLayout& call, const T* weight, const T* bias, double eps, ChannelWorkspace& ws,
+                      std::size_t channels, std::size_t count, py::array& running_mean, py::array& running_var,
+                      double momentum) {
+    double* const mean = ws.moments_for(2 * channels);
+    double* const m2 = mean + channels;
+    const RunningBefore<S> before = running_before_output<S>(call, running_mean, running_var);
+    batch_norm_training_forward<T>(call, weight, bias, eps, mean, m2, ws);
+    finish_call(call);
+    if (!running_mean) return;
+    RunningUpdateArgs<S> a;
+    a.mean = mean;
+    a.m2 = m2;
+    a.count = static_cast<double>(count);
+    a.momentum = momentum;
+    a.running_mean = static_cast<S*>(running_mean.mutable_data());
+    a.running_var = static_cast<S*>(running_var.mutable_data());
+    a.old_mean = before.mean.empty() ? a.running_mean : before.mean.data();
+    a.old_var = before.var.empty() ? a.running_var : before.var.data();
+    a.channels = channels;
+    simdnorm::update_running_stats(a);
 }
 
 std::size_t channel_count(const py::array& x, const std::vector<char>& axes) {
@@ -168,23 +192,15 @@ py::object run_batch_norm(const py::array& x, const std::vector<char>& axes, std
         finish_call(call);
         return call.result;
     }
-    // Training: batch mean, M2, then the running mean and variance as they were before the kernel.
-    double* const moments = training ? ws->moments_for(4 * channels) : nullptr;
     if (training) {
-        if (running_mean) {  // before y is written: out may overlap them
-            load_doubles(running_mean, moments + 2 * channels);
-            load_doubles(running_var, moments + 3 * channels);
+        if (running_mean && running_mean.itemsize() == 4) {
+            train_batch_norm<T, float>(call, w, b, eps, *ws, channels, count, running_mean, running_var, momentum);
+        } else {
+            train_batch_norm<T, double>(call, w, b, eps, *ws, channels, count, running_mean, running_var, momentum);
         }
-        batch_norm_training_forward<T>(call, w, b, eps, moments, moments + channels, *ws);
     } else {
         apply_channel_affine<T>(call, folded.center, folded.scale, folded.offset);
-    }
-    finish_call(call);
-    if (training && running_mean) {  // PyTorch: the running variance takes the unbiased batch variance
-        double* const m2 = moments + channels;
-        for (std::size_t c = 0; c < channels; ++c) m2[c] /= double(count - 1);
-        update_running(running_mean, moments + 2 * channels, moments, momentum);
-        update_running(running_var, moments + 3 * channels, m2, momentum);
+        finish_call(call);
     }
     return call.result;
 }
@@ -202,6 +218,10 @@ py::object batch_norm(py::handle x_obj, py::handle running_mean_obj, py::handle 
     py::array running_var = running_array(running_var_obj, "running_var", channels, training);
     if (static_cast<bool>(running_mean) != static_cast<bool>(running_var)) {
         throw py::value_error("running_mean and running_var must be given together (or both None)");
+    }
+    if (running_mean && !running_mean.dtype().is(running_var.dtype())) {
+        throw py::type_error("running_mean and running_var must have the same dtype, got " + dtype_name(running_mean) +
+                             " and " + dtype_name(running_var));
     }
     const std::size_t count = per_channel_count(x, axes);
     if (training) {

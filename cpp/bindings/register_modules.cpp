@@ -510,13 +510,17 @@ struct BatchNormModule {
         if (!update) return;
         std::int64_t& batches = *num_batches_tracked.data<std::int64_t>();
         ++batches;
-        const double f = momentum_arg.is_none() ? 1.0 / double(batches) : momentum;
-        T* rm = running_mean.data<T>();
-        T* rv = running_var.data<T>();
-        for (std::size_t c = 0; c < num_features; ++c) {  // PyTorch: the unbiased batch variance
-            rm[c] = static_cast<T>((1.0 - f) * double(rm[c]) + f * mean[c]);
-            rv[c] = static_cast<T>((1.0 - f) * double(rv[c]) + f * (m2[c] / double(count - 1)));
-        }
+        RunningUpdateArgs<T> a;  // PyTorch's rule: the unbiased batch variance
+        a.mean = mean;
+        a.m2 = m2;
+        a.count = static_cast<double>(count);
+        a.momentum = momentum_arg.is_none() ? 1.0 / double(batches) : momentum;
+        a.running_mean = running_mean.data<T>();
+        a.running_var = running_var.data<T>();
+        a.old_mean = a.running_mean;
+        a.old_var = a.running_var;
+        a.channels = num_features;
+        simdnorm::update_running_stats(a);
         cache_valid = false;
     }
 

@@ -16,8 +16,10 @@ constexpr TypedKernels<T> typed_kernels(void (*layer_norm)(const NormArgs<T>&) n
                                         void (*batch_stats)(const BatchStatsArgs<T>&) noexcept,
                                         void (*channel_affine)(const ChannelAffineArgs<T>&) noexcept,
                                         void (*batch_norm_train)(const BatchNormTrainArgs<T>&) noexcept,
-                                        bool (*fold_batch_moments)(const FoldArgs<T>&) noexcept) {
-    return {layer_norm, rms_norm, batch_stats, channel_affine, batch_norm_train, fold_batch_moments};
+                                        bool (*fold_batch_moments)(const FoldArgs<T>&) noexcept,
+                                        void (*update_running_stats)(const RunningUpdateArgs<T>&) noexcept) {
+    return {layer_norm, rms_norm, batch_stats, channel_affine, batch_norm_train, fold_batch_moments,
+            update_running_stats};
 }
 
 #define SIMDNORM_TABLE(ns)                                                                           \
@@ -25,10 +27,11 @@ constexpr TypedKernels<T> typed_kernels(void (*layer_norm)(const NormArgs<T>&) n
         Isa::ns,                                                                                     \
             typed_kernels<float>(&ns::layer_norm<float>, &ns::rms_norm<float>, &ns::batch_stats<float>, \
                                  &ns::channel_affine<float>, &ns::batch_norm_train<float>,           \
-                                 &ns::fold_batch_moments<float>),                                    \
+                                 &ns::fold_batch_moments<float>, &ns::update_running_stats<float>),  \
             typed_kernels<double>(&ns::layer_norm<double>, &ns::rms_norm<double>,                    \
                                   &ns::batch_stats<double>, &ns::channel_affine<double>,             \
-                                  &ns::batch_norm_train<double>, &ns::fold_batch_moments<double>)    \
+                                  &ns::batch_norm_train<double>, &ns::fold_batch_moments<double>,    \
+                                  &ns::update_running_stats<double>)                                 \
     }
 
 // Best first; guarded by build defines, never by the compiler's own ISA macros.

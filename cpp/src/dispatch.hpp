@@ -14,6 +14,7 @@ struct TypedKernels {
     void (*channel_affine)(const ChannelAffineArgs<T>&) noexcept;
     void (*batch_norm_train)(const BatchNormTrainArgs<T>&) noexcept;
     bool (*fold_batch_moments)(const FoldArgs<T>&) noexcept;
+    void (*update_running_stats)(const RunningUpdateArgs<T>&) noexcept;  // T: the running statistics' dtype
 };
 
 struct KernelTable {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "dispatch.hpp"
@@ -332,8 +333,9 @@ void batch_stats(const BatchStatsArgs<T>& args) {
 // Each channel's fold needs only its own moments, so a task that computed whole channels folds them
 // there (BatchNorm training 256x768 channels-last at 2 threads: the fold of 768 channels, a double
 // divide and square root each, took 3-4 of ~32 us on the calling thread alone). Whether the center
-// is needed is one decision over every channel: if any task's channels need it, the whole fold runs
-// again on the calling thread, so the bits are always those of one fold_batch_moments.
+// is needed is one decision over every channel: if any task's channels need it (and that task did
+// not take them all), the whole fold runs again on the calling thread, so the bits are always those
+// of one fold_batch_moments.
 template <class T>
 bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& caller_fold) {
     const auto fold_kernel = active_table().get<T>().fold_batch_moments;
@@ -343,6 +345,7 @@ bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& calle
     fold.count = static_cast<double>(stats.outer * stats.inner);
     fold.channels = stats.mid;
     std::atomic<bool> some_centered{false};
+    bool folded_whole = false;  // one task took every channel: its fold is the whole fold
     const bool folded = compute_batch_stats(stats, [&](std::size_t first, std::size_t count) {
         FoldArgs<T> part = fold;
         part.mean += first;
@@ -353,9 +356,13 @@ bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& calle
         part.scale += first;
         part.offset += first;
         part.channels = count;
-        if (fold_kernel(part)) some_centered.store(true, std::memory_order_relaxed);
+        const bool centered = fold_kernel(part);
+        if (centered) some_centered.store(true, std::memory_order_relaxed);
+        if (count == fold.channels) folded_whole = true;
     });
-    if (folded && !some_centered.load(std::memory_order_relaxed)) return false;
+    if (folded && (folded_whole || !some_centered.load(std::memory_order_relaxed))) {
+        return some_centered.load(std::memory_order_relaxed);
+    }
     return fold_kernel(fold);
 }
 
@@ -394,6 +401,12 @@ bool fold_batch_moments(const FoldArgs<T>& args) {
     return active_table().get<T>().fold_batch_moments(args);
 }
 
+template <class S>
+void update_running_stats(const RunningUpdateArgs<S>& args) {
+    if (!(args.count > 1)) throw std::invalid_argument("update_running_stats: count must be above 1");
+    active_table().get<S>().update_running_stats(args);
+}
+
 template <class T>
 bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept {
     return args.inner > 1 && args.outer * args.inner * sizeof(T) <= kFusedChannelBytes;
@@ -428,7 +441,8 @@ void batch_norm_train(const BatchNormTrainArgs<T>& caller_args) {
     template bool batch_norm_train_fits<T>(const BatchNormTrainArgs<T>&) noexcept; \
     template void batch_norm_train<T>(const BatchNormTrainArgs<T>&);    \
     template bool fold_batch_moments<T>(const FoldArgs<T>&);                \
-    template bool batch_stats_folded<T>(const BatchStatsArgs<T>&, const FoldArgs<T>&);
+    template bool batch_stats_folded<T>(const BatchStatsArgs<T>&, const FoldArgs<T>&); \
+    template void update_running_stats<T>(const RunningUpdateArgs<T>&);
 SIMDNORM_INSTANTIATE(float)
 SIMDNORM_INSTANTIATE(double)
 #undef SIMDNORM_INSTANTIATE

@@ -2,9 +2,11 @@
 // bit, that variant's two-step path (batch_stats over the view as one block, then channel_affine
 // with the folded center / scale / offset), and stay within a few ulps of a float64 reference;
 // strided, reversed, in place, NaN isolation, and the dispatched call's thread-count independence.
+#include <algorithm>
 #include <cfloat>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
 #include "support.hpp"
 
@@ -116,13 +118,12 @@ Outputs run_fused(const Variant& v, const Inputs<T>& in, bool in_place, bool str
 }
 
 // The folding documented for BatchNormTrainArgs: center = T(mean), scale = T((1 / sqrt(m2 / count
-// + eps)) * w), offset = T(b - (mean - center) * scale_in_double).
+// + eps)) * w), offset = T(b - (mean - center) * scale), the scale as rounded to T.
 template <class T>
 void fold(double mean, double m2, double count, double eps, double w, double b, T& center, T& scale, T& offset) {
-    const double s = (1.0 / std::sqrt(m2 / count + eps)) * w;
+    scale = static_cast<T>((1.0 / std::sqrt(m2 / count + eps)) * w);
     center = static_cast<T>(mean);
-    scale = static_cast<T>(s);
-    offset = static_cast<T>(b - (mean - static_cast<double>(center)) * s);
+    offset = static_cast<T>(b - (mean - static_cast<double>(center)) * static_cast<double>(scale));
 }
 
 // v's two-step path: batch_stats with the same outer (a single block), then channel_affine.
@@ -467,7 +468,9 @@ TEST_SUITE("batch_norm_train") {
                 for (std::size_t c = 0; c < channels; ++c) {
                     const double s = 1.0 / std::sqrt(m2[c] / count + eps) * (has_weight ? double(weight[c]) : 1.0);
                     const T want_center = centered ? static_cast<T>(mean[c]) : T(0);
-                    const double shift = centered ? (mean[c] - double(want_center)) * s : mean[c] * s;
+                    // Centered, the remainder is taken times the scale as rounded to T.
+                    const double shift =
+                        centered ? (mean[c] - double(want_center)) * double(static_cast<T>(s)) : mean[c] * s;
                     const T want_offset = static_cast<T>((has_bias ? double(bias[c]) : 0.0) - shift);
                     if (nan && c == 7) {
                         REQUIRE(std::isnan(center[c]));
@@ -570,5 +573,60 @@ TEST_SUITE("batch_norm_train") {
                 }
             }
         }
+    }
+
+    TEST_CASE_TEMPLATE("update_running_stats: every variant gives the float64 formula's bits", S, float, double) {
+        // 1000 channels: whole vectors and a tail on every variant. In place (old_* the running
+        // arrays themselves, as the bindings call it) and from separate old values; momentum 0.1,
+        // 1 (the running values become the batch's) and 0 (they stay).
+        StateGuard guard;
+        constexpr std::size_t channels = 1000;
+        const std::vector<double> mean = normal_values<double>(channels, 9700, 0.0, 3.0);
+        std::vector<double> m2 = normal_values<double>(channels, 9701);
+        for (double& v : m2) v = v * v * 50.0;
+        const std::vector<S> old_mean = normal_values<S>(channels, 9702);
+        std::vector<S> old_var = normal_values<S>(channels, 9703);
+        for (S& v : old_var) v = v * v;
+        for (const double count : {2.0, 37.0}) {
+            for (const double momentum : {0.1, 1.0, 0.0}) {
+                for (const bool in_place : {true, false}) {
+                    for (const Variant& v : runnable_variants()) {
+                        INFO("variant " << v.name() << ", count " << count << ", momentum " << momentum
+                                        << (in_place ? ", in place" : ", separate old values"));
+                        std::vector<S> running_mean = old_mean, running_var = old_var;
+                        simdnorm::RunningUpdateArgs<S> a;
+                        a.mean = mean.data();
+                        a.m2 = m2.data();
+                        a.count = count;
+                        a.momentum = momentum;
+                        a.old_mean = in_place ? running_mean.data() : old_mean.data();
+                        a.old_var = in_place ? running_var.data() : old_var.data();
+                        if (!in_place) std::fill(running_var.begin(), running_var.end(), S(kUnwritten));
+                        a.running_mean = running_mean.data();
+                        a.running_var = running_var.data();
+                        a.channels = channels;
+                        run_on(v, 1, [&] { simdnorm::update_running_stats(a); return true; });
+                        const double factor = momentum / (count - 1.0);
+                        for (std::size_t c = 0; c < channels; ++c) {
+                            const S want_mean = static_cast<S>((1.0 - momentum) * double(old_mean[c]) + momentum * mean[c]);
+                            const S want_var = static_cast<S>((1.0 - momentum) * double(old_var[c]) + factor * m2[c]);
+                            REQUIRE(running_mean[c] == want_mean);
+                            REQUIRE(running_var[c] == want_var);
+                        }
+                        if (momentum == 0.0) REQUIRE(running_mean == old_mean);
+                        if (momentum == 1.0) {  // the unbiased variance within an ulp of double
+                            for (std::size_t c = 0; c < channels; ++c) {
+                                const double unbiased = m2[c] / (count - 1.0);
+                                REQUIRE(std::fabs(double(running_var[c]) - unbiased) <=
+                                        std::numeric_limits<S>::epsilon() * unbiased);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        simdnorm::RunningUpdateArgs<S> one;
+        one.count = 1.0;  // the unbiased variance of one value does not exist
+        CHECK_THROWS_AS(simdnorm::update_running_stats(one), std::invalid_argument);
     }
 }

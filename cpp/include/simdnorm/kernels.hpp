@@ -135,7 +135,8 @@ struct BatchNormTrainArgs {
 // path), per channel: inv_std = 1 / sqrt(m2 / count + eps), scale = inv_std * weight, offset =
 // bias - mean * scale, all in double, rounded once to T, center zero. When some |mean * scale|
 // exceeds 16 output units (or is NaN), every channel's center is instead its mean rounded to T,
-// the rounding remainder going into the offset, and the kernel returns true. weight / bias may be
+// the rounding remainder (times the rounded scale) going into the offset, and the kernel returns
+// true. weight / bias may be
 // null (1 / 0); the outputs must not overlap the inputs.
 template <class T>
 struct FoldArgs {
@@ -151,6 +152,26 @@ struct FoldArgs {
     std::size_t channels = 0;
 };
 
+// Training BatchNorm's running statistics (PyTorch's rule) from batch moments, per channel:
+//   running_mean = (1 - momentum) * old_mean + momentum * mean
+//   running_var  = (1 - momentum) * old_var + (momentum / (count - 1)) * m2   (the unbiased variance)
+// in double, rounded once to S. The factor momentum / (count - 1) is rounded once, so running_var
+// may differ from momentum * (m2 / (count - 1)) by an ulp of double (below float32's resolution by
+// 29 bits); it saves a divide per channel, the slowest part of this pass. old_mean / old_var may be
+// running_mean / running_var themselves; otherwise no array may overlap another. count > 1.
+template <class S>
+struct RunningUpdateArgs {
+    const double* mean = nullptr;  // length channels (batch_stats' mean and M2)
+    const double* m2 = nullptr;
+    double count = 2;  // values per channel
+    double momentum = 0.1;
+    const S* old_mean = nullptr;  // the running values before this batch, length channels
+    const S* old_var = nullptr;
+    S* running_mean = nullptr;  // written, length channels
+    S* running_var = nullptr;
+    std::size_t channels = 0;
+};
+
 #define SIMDNORM_DECLARE_KERNELS(ns)                                        \
     namespace ns {                                                          \
     template <class T> void layer_norm(const NormArgs<T>&) noexcept;        \
@@ -159,6 +180,7 @@ struct FoldArgs {
     template <class T> void channel_affine(const ChannelAffineArgs<T>&) noexcept; \
     template <class T> void batch_norm_train(const BatchNormTrainArgs<T>&) noexcept; \
     template <class T> bool fold_batch_moments(const FoldArgs<T>&) noexcept; \
+    template <class S> void update_running_stats(const RunningUpdateArgs<S>&) noexcept; \
     }
 
 SIMDNORM_DECLARE_KERNELS(scalar)

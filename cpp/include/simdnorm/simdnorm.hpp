@@ -37,6 +37,10 @@ template <class T> bool fold_batch_moments(const FoldArgs<T>& args);
 // its eps, weight, bias and outputs are used. Returns whether the center is needed.
 template <class T> bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& fold);
 
+// The running statistics' update of training BatchNorm from batch_stats' moments (kernels.hpp,
+// RunningUpdateArgs), on the calling thread. std::invalid_argument unless count > 1.
+template <class S> void update_running_stats(const RunningUpdateArgs<S>& args);
+
 // Outputs of at least this many bytes are written with non-temporal stores (they would only evict
 // x from the last-level cache; kernels.hpp, stream_output). The streamed row loops align their
 // stores to the vector width: a y at the same offset as x within a 64-byte line aligns x too.

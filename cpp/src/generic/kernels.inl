@@ -935,6 +935,21 @@ bool fold_batch_moments(const FoldArgs<T>& a) noexcept {
                             a.center, a.scale, a.offset);
 }
 
+// Two plain loops that vectorize (old_* may be the running arrays themselves: each element is read
+// before its own store).
+template <class S>
+void update_running_stats(const RunningUpdateArgs<S>& a) noexcept {
+    const double keep = 1.0 - a.momentum;
+    const double momentum = a.momentum;
+    const double var_factor = a.momentum / (a.count - 1.0);
+    for (std::size_t c = 0; c < a.channels; ++c) {
+        a.running_mean[c] = static_cast<S>(keep * static_cast<double>(a.old_mean[c]) + momentum * a.mean[c]);
+    }
+    for (std::size_t c = 0; c < a.channels; ++c) {
+        a.running_var[c] = static_cast<S>(keep * static_cast<double>(a.old_var[c]) + var_factor * a.m2[c]);
+    }
+}
+
 template <class T>
 void channel_affine(const ChannelAffineArgs<T>& a) noexcept {
     if (a.center) {
@@ -963,17 +978,19 @@ void normalize_channel_prefetching_next(const ChannelAffineArgs<T>& a, const T* 
 namespace {
 
 // The per-channel fold of batch_norm_train: inv_std * weight rounded as the two-step path
-// (fold_batch_moments) rounds it, and the centered affine map's three values.
+// (fold_batch_moments) rounds it, and the centered affine map's three values (the center's rounding
+// remainder times that rounded scale, as fold_batch_moments' centered pass takes it).
 template <class T>
 struct ChannelFold {
     T center, scale, offset;
 };
 template <class T>
 SIMDNORM_ALWAYS_INLINE ChannelFold<T> fold_channel(const BatchNormTrainArgs<T>& a, std::size_t c, double inv_std) {
-    const double scale = inv_std * (a.weight ? static_cast<double>(a.weight[c]) : 1.0);
+    const T scale = static_cast<T>(inv_std * (a.weight ? static_cast<double>(a.weight[c]) : 1.0));
     const T center = static_cast<T>(a.mean[c]);
-    return {center, static_cast<T>(scale),
-            static_cast<T>((a.bias ? static_cast<double>(a.bias[c]) : 0.0) - (a.mean[c] - static_cast<double>(center)) * scale)};
+    return {center, scale,
+            static_cast<T>((a.bias ? static_cast<double>(a.bias[c]) : 0.0) -
+                           (a.mean[c] - static_cast<double>(center)) * static_cast<double>(scale))};
 }
 
 // 1 / sqrt(m2 / count + eps) of channel c, as the two-step path's fold_batch_moments rounds it.
@@ -1108,3 +1125,5 @@ template void batch_norm_train<float>(const BatchNormTrainArgs<float>&) noexcept
 template void batch_norm_train<double>(const BatchNormTrainArgs<double>&) noexcept;
 template bool fold_batch_moments<float>(const FoldArgs<float>&) noexcept;
 template bool fold_batch_moments<double>(const FoldArgs<double>&) noexcept;
+template void update_running_stats<float>(const RunningUpdateArgs<float>&) noexcept;
+template void update_running_stats<double>(const RunningUpdateArgs<double>&) noexcept;
