@@ -5,6 +5,7 @@ takes the numpy module as an argument.
 """
 
 import contextlib
+import random
 import time
 
 # --------------------------------------------------------------------------------------------------
@@ -47,6 +48,7 @@ def measure(fn, repeat, sample_ms, max_total_s=8.0):
     inner = calls_per_sample(fn, sample_ms)
     samples = []
     budget_end = clock() + max_total_s * 1e9
+    shuffler = random.Random(20261208)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -88,7 +90,6 @@ def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.
     (default: one). Returns {label: stats or exception}.
     """
     busy_after = busy_after or {}
-    import contextlib
     import gc
 
     clock = time.perf_counter_ns
@@ -102,15 +103,20 @@ def measure_interleaved(entries, repeat, sample_ms, max_total_s=15.0, pause_s=0.
         except Exception as e:  # noqa: BLE001
             results[label] = e
     budget_end = clock() + max_total_s * 1e9
+    shuffler = random.Random(20261208)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for r in range(repeat):
-            # Each round starts one implementation later: whichever runs right after another one
-            # inherits its cache and write-back state (after the copy of a 4 MiB row, the next
-            # LayerNorm 1x1M sample ran 5-10 % slower), so no implementation always follows the same one.
-            shift = r % len(plans) if plans else 0
-            for label, fn, ctx, inner in plans[shift:] + plans[:shift]:
+            # Each round takes its own order: whichever runs right after another one inherits its
+            # cache and write-back state (after the copy of a 4 MiB row, the next LayerNorm 1x1M
+            # sample ran 5-10 % slower). Rounds that only rotated one order kept every predecessor
+            # but one: the first simdnorm variant followed the 64 MiB copy in most rounds, and the
+            # allocating LayerNorm 16384x1024 read AVX-512 1.1-1.35x AVX2 where alternating the two
+            # by hand measured them level (bench/README.md, tuning log 34). Seeded: reproducible.
+            order = list(plans)
+            shuffler.shuffle(order)
+            for label, fn, ctx, inner in order:
                 with ctx():
                     loop = range(inner)
                     fn()  # untimed: wakes thread pools that slept through the previous samples
