@@ -301,9 +301,9 @@ void layer_norm_write_row(const NormArgs<T>& a, std::size_t o, RowStats stats) {
 }
 
 // Writes rows [o, o + rows) with their statistics (mean / rstd outputs included), rows > 0: with a
-// weight, kRowGroup rows at a time, then a pair, then single rows (normalize_row_group:
-// each weight / bias vector loaded once for the group). Four rows wide halved the weight and bias
-// traffic of rows that stream from L2 / L3 (AVX2, 32x4096 C++ loop 28.3 -> 25.4 us).
+// weight and rows_may_share_passes, kRowGroup rows at a time, then a pair, then single rows
+// (normalize_row_group: each weight / bias vector loaded once for the group). Four rows wide halved
+// the weight and bias traffic of rows that stream from L2 / L3 (AVX2, 32x4096 C++ loop 28.3 -> 25.4 us).
 constexpr std::size_t kRowGroup = 4;  // LayerNorm and RMSNorm rows per normalization pass
 constexpr std::size_t kRowPair = 2;   // what is left after the groups: a pair, then single rows
 template <class T, std::size_t R>
@@ -328,11 +328,29 @@ SIMDNORM_ALWAYS_INLINE void layer_norm_write_group(const NormArgs<T>& a, std::si
         normalize_row_group<T, R, true, false>(xs, ys, a.mid, pivot, rstd, shift, a.weight, nullptr);
     }
 }
+// Whether rows may share normalization passes (normalize_row_group): when each row of x and of y
+// starts at the same place in its cache line as the one before, or when x and y together fit in L1.
+// Rows a part of a line apart (1000 float32: 4000 bytes, half a line) that come from L2 ran their
+// groups slower than one row at a time on every vector ISA, also where no vector load splits (AVX2
+// on rows half a line apart): C++ loop, 8 rows, AVX-512 / AVX2 B/A 0.83 / 0.84 at 984 wide, 0.86 /
+// 0.83 at 1000, 0.76 at 1032, 0.75 / 0.77 at 1100; 6x1000 0.80, 2x3000 0.74, RMSNorm 8x1000 0.75 /
+// 0.68. Line-multiple widths around them measured level (960, 1024: 0.99-1.01) and keep their
+// groups; so do batches within L1, where the groups still won (4x1000 1.08, 4x1100 1.13 one row at a
+// time; 5x1000, 40,000 bytes of x and y, 0.96). Tuning log 34 (bench/README.md).
+constexpr std::size_t kRowGroupsAnyPhaseBytes = std::size_t(36) << 10;  // x and y
+template <class T>
+bool rows_may_share_passes(const NormArgs<T>& a) {
+    constexpr std::ptrdiff_t kLine = 64;
+    const auto line_multiple = [](std::ptrdiff_t stride) { return (stride * std::ptrdiff_t(sizeof(T))) % kLine == 0; };
+    return (line_multiple(a.x_outer_stride) && line_multiple(a.y_outer_stride)) ||
+           2 * a.outer * a.mid * sizeof(T) <= kRowGroupsAnyPhaseBytes;
+}
+
 template <class T>
 void layer_norm_write_rows(const NormArgs<T>& a, std::size_t o, std::size_t rows, const RowStats* stats) {
     constexpr std::size_t R = kRowGroup;
     std::size_t k = 0;
-    if (a.weight) {
+    if (a.weight && rows_may_share_passes(a)) {
         for (; k + R <= rows; k += R) layer_norm_write_group<T, R>(a, o + k, stats + k);
         for (; k + kRowPair <= rows; k += kRowPair) layer_norm_write_group<T, kRowPair>(a, o + k, stats + k);
     }
@@ -450,8 +468,8 @@ void layer_norm_columns(const NormArgs<T>& a) {
 }
 
 // rms_norm_rows with a weight, kRowGroup rows per normalization pass (then a pair, then
-// single rows; normalize_row_group), the next group's sums of squares taken before this group is
-// written.
+// single rows; normalize_row_group) where rows_may_share_passes, else one row at a time, the next
+// group's sums of squares taken before this group is written.
 template <class T>
 void rms_norm_row_groups(const NormArgs<T>& a) {
     constexpr std::size_t R = kRowGroup;
@@ -459,6 +477,7 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
     auto row_x = [&](std::size_t o) { return a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride; };
     const CountDivisor by(count);
     auto row_rstd = [&](std::size_t o) { return 1.0 / std::sqrt(by.divide(row_sum_squares(row_x(o), a.mid)) + a.eps); };
+    const bool grouped = rows_may_share_passes(a);
     double next[R];
     for (std::size_t k = 0; k < R && k < a.outer; ++k) next[k] = row_rstd(k);
     for (std::size_t o = 0; o < a.outer; o += R) {
@@ -474,6 +493,12 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
         }
         for (std::size_t k = 0; k < R && o + R + k < a.outer; ++k) next[k] = row_rstd(o + R + k);
         std::size_t k = 0;
+        if (!grouped) {
+            for (; k < rows; ++k) {
+                normalize_row<T, false, true, false>(xs[k], ys[k], a.mid, T(0), rstd[k], T(0), a.weight, nullptr, false);
+            }
+            continue;
+        }
         if (rows == R) {
             normalize_row_group<T, R, false, false>(xs, ys, a.mid, nullptr, rstd, nullptr, a.weight, nullptr);
             continue;
