@@ -76,9 +76,9 @@ x : ndarray of float32 or float64, at least 2-D
     ``(N, C, *spatial)`` with ``axis=1`` (channels-first), or ``(N, *spatial, C)`` / ``(N, F)``
     with ``axis=-1`` (channels-last).
 running_mean, running_var : ndarray, optional
-    Shape ``(C,)``, float32 or float64. Required when ``training=False``. When training, they are
-    updated in place: ``running = (1 - momentum) * running + momentum * batch``, with the
-    **unbiased** batch variance for ``running_var`` (as PyTorch).
+    Shape ``(C,)``, both float32 or both float64. Required when ``training=False``. When
+    training, they are updated in place: ``running = (1 - momentum) * running + momentum *
+    batch``, with the **unbiased** batch variance for ``running_var`` (as PyTorch).
 weight, bias : ndarray, optional
     Shape ``(C,)``, dtype of x.
 training : bool
@@ -100,6 +100,8 @@ ValueError
     training"; use streaming statistics for one sample at a time), eval without running
     statistics, non-finite or negative running statistics in eval, bad shapes, eps or momentum.
     A rejected call changes nothing, running arrays included.
+TypeError
+    Arrays of the wrong dtype (weight / bias other than x's, running statistics of two dtypes).
 
 Notes
 -----
