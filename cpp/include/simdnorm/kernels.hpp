@@ -136,8 +136,7 @@ struct BatchNormTrainArgs {
 // bias - mean * scale, all in double, rounded once to T, center zero. When some |mean * scale|
 // exceeds 16 output units (or is NaN), every channel's center is instead its mean rounded to T,
 // the rounding remainder (times the rounded scale) going into the offset, and the kernel returns
-// true. weight / bias may be
-// null (1 / 0); the outputs must not overlap the inputs.
+// true. weight / bias may be null (1 / 0); the outputs must not overlap the inputs.
 template <class T>
 struct FoldArgs {
     const double* mean = nullptr;  // length channels

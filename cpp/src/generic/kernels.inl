@@ -328,15 +328,16 @@ SIMDNORM_ALWAYS_INLINE void layer_norm_write_group(const NormArgs<T>& a, std::si
         normalize_row_group<T, R, true, false>(xs, ys, a.mid, pivot, rstd, shift, a.weight, nullptr);
     }
 }
+
 // Whether rows may share normalization passes (normalize_row_group): when each row of x and of y
 // starts at the same place in its cache line as the one before, or when x and y together fit in L1.
 // Rows a part of a line apart (1000 float32: 4000 bytes, half a line) that come from L2 ran their
 // groups slower than one row at a time on every vector ISA, also where no vector load splits (AVX2
-// on rows half a line apart): C++ loop, 8 rows, AVX-512 / AVX2 B/A 0.83 / 0.84 at 984 wide, 0.86 /
-// 0.83 at 1000, 0.76 at 1032, 0.75 / 0.77 at 1100; 6x1000 0.80, 2x3000 0.74, RMSNorm 8x1000 0.75 /
-// 0.68. Line-multiple widths around them measured level (960, 1024: 0.99-1.01) and keep their
-// groups; so do batches within L1, where the groups still won (4x1000 1.08, 4x1100 1.13 one row at a
-// time; 5x1000, 40,000 bytes of x and y, 0.96). Tuning log 34 (bench/README.md).
+// on rows half a line apart): C++ loop, 8 rows, one row at a time over groups, AVX-512 / AVX2: 984
+// wide 0.83 / 0.84, 1000 0.86 / 0.83, 1032 0.76 / 0.74, 1100 0.75 / 0.77; 6x1000 0.80, 2x3000
+// 0.74, RMSNorm 8x1000 0.75 / 0.68. Line-multiple widths around them measured level (960, 1024:
+// 0.99-1.01) and keep their groups; so do batches within L1, where the groups still won (one row at
+// a time 4x1000 1.08, 4x1100 1.13; 5x1000, 40,000 bytes of x and y, 0.96). Tuning log 34.
 constexpr std::size_t kRowGroupsAnyPhaseBytes = std::size_t(36) << 10;  // x and y
 template <class T>
 bool rows_may_share_passes(const NormArgs<T>& a) {
@@ -495,7 +496,8 @@ void rms_norm_row_groups(const NormArgs<T>& a) {
         std::size_t k = 0;
         if (!grouped) {
             for (; k < rows; ++k) {
-                normalize_row<T, false, true, false>(xs[k], ys[k], a.mid, T(0), rstd[k], T(0), a.weight, nullptr, false);
+                normalize_row<T, false, true, false>(xs[k], ys[k], a.mid, T(0), rstd[k], T(0), a.weight, nullptr,
+                                                     false);
             }
             continue;
         }
