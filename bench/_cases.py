@@ -76,7 +76,8 @@ def quick_grid(ops):
 def full_grid(ops):
     cases = []
     single = [(1, c) for c in (64, 128, 256, 512, 768, 1024, 2048, 4096)]
-    small = [(8, 768), (16, 768), (32, 768), (8, 4096), (32, 4096)]
+    # (8, 1000): rows that are not a whole number of cache lines (4,000 bytes; tuning log 34)
+    small = [(8, 768), (16, 768), (32, 768), (8, 1000), (8, 4096), (32, 4096)]
     for op in ("layer_norm", "rms_norm"):
         if op not in ops:
             continue
@@ -93,7 +94,9 @@ def full_grid(ops):
         ev.append(_case("batch_norm_eval", (32, 64, 56, 56), "NCHW", out=True))
         cases += ev
     if "batch_norm_train" in ops:
-        cases += _bn_cases("batch_norm_train", [(8, 256, 14, 14), (32, 64, 56, 56), (256, 768), (4096, 1024)])
+        # (8, 768), (8, 4096): few rows, where the per-channel work weighs (tuning log 34)
+        cases += _bn_cases("batch_norm_train", [(8, 256, 14, 14), (32, 64, 56, 56), (256, 768), (4096, 1024),
+                                                (8, 768), (8, 4096)])
     if "modules" in ops:
         cases += _module_cases((1, 768)) + _module_cases((1, 768), out=True) + _module_cases((32, 768))
     if "streaming" in ops:
