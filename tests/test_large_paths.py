@@ -266,17 +266,8 @@ def _at_page_offset(shape, dtype, offset):
     return raw[start : start + int(np.prod(shape)) * itemsize].view(dtype).reshape(shape)
 
 
-@pytest.fixture
-def row_groups_for_wide_rows():
-    """Rows of 4-16 KiB take the row groups here whatever the CPU's make (simdnorm::Tuning)."""
-    before = simdnorm._core._tuning()["interleave_wide_rows"]
-    simdnorm._core._set_tuning(interleave_wide_rows=False)
-    try:
-        yield
-    finally:
-        simdnorm._core._set_tuning(interleave_wide_rows=before)
-
-
+# Rows of 4-16 KiB take the row groups here whatever the CPU's make (conftest.py, wide_rows_tuning).
+@pytest.mark.parametrize("wide_rows_tuning", [False], ids=["row-groups"], indirect=True)
 @pytest.mark.parametrize(
     "cols, dtype",
     [(4096, np.float32), (2000, np.float32), (1100, np.float32), (1024, np.float64), (1030, np.float64)],
@@ -284,7 +275,7 @@ def row_groups_for_wide_rows():
 @pytest.mark.parametrize("y_ahead", [-48, 0, 48, 256, 1500])
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
 def test_row_groups_walking_either_way_match_each_row_alone_bitwise(
-    isa, row_groups_for_wide_rows, cols, dtype, y_ahead, op
+    isa, wide_rows_tuning, cols, dtype, y_ahead, op
 ):
     """Groups of rows walk from the end when more of y's rows sit a little ahead of x's rows,
     weight or bias modulo 4 KiB than behind them (normalize_row_group, 4K aliasing), else from the
