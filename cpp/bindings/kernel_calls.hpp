@@ -125,6 +125,25 @@ void batch_norm_training_forward(const CallLayout& call, const T* weight, const 
     apply_channel_affine<T>(call, centered ? folded.center : nullptr, folded.scale, folded.offset);
 }
 
+// Training's running statistics of dtype S updated from the batch mean and M2 of `count` values per
+// channel (simdnorm::update_running_stats: PyTorch's rule, the unbiased variance). old_mean /
+// old_var hold their values from before the batch, or are null to read them in place.
+template <class S>
+void update_running(S* running_mean, S* running_var, const S* old_mean, const S* old_var, const double* mean,
+                    const double* m2, std::size_t channels, std::size_t count, double momentum) {
+    RunningUpdateArgs<S> a;
+    a.mean = mean;
+    a.m2 = m2;
+    a.count = static_cast<double>(count);
+    a.momentum = momentum;
+    a.running_mean = running_mean;
+    a.running_var = running_var;
+    a.old_mean = old_mean ? old_mean : running_mean;
+    a.old_var = old_var ? old_var : running_var;
+    a.channels = channels;
+    simdnorm::update_running_stats(a);
+}
+
 // The data pointer of an optional (possibly null) parameter array.
 template <class T>
 const T* data_or_null(const py::array& a) {

@@ -131,7 +131,7 @@ RunningBefore<S> running_before_output(const CallLayout& call, const py::array& 
 
 // Training, running statistics of dtype S (contiguous, checked by running_array; may be absent):
 // the batch mean and M2 into the workspace and y, then the running statistics updated from them
-// (simdnorm::update_running_stats: PyTorch's rule, the unbiased variance).
+// (update_running).
 template <class T, class S>
 void train_batch_norm(const CallLayout& call, const T* weight, const T* bias, double eps, ChannelWorkspace& ws,
                       std::size_t channels, std::size_t count, py::array& running_mean, py::array& running_var,
@@ -142,17 +142,9 @@ void train_batch_norm(const CallLayout& call, const T* weight, const T* bias, do
     batch_norm_training_forward<T>(call, weight, bias, eps, mean, m2, ws);
     finish_call(call);
     if (!running_mean) return;
-    RunningUpdateArgs<S> a;
-    a.mean = mean;
-    a.m2 = m2;
-    a.count = static_cast<double>(count);
-    a.momentum = momentum;
-    a.running_mean = static_cast<S*>(running_mean.mutable_data());
-    a.running_var = static_cast<S*>(running_var.mutable_data());
-    a.old_mean = before.mean.empty() ? a.running_mean : before.mean.data();
-    a.old_var = before.var.empty() ? a.running_var : before.var.data();
-    a.channels = channels;
-    simdnorm::update_running_stats(a);
+    update_running<S>(static_cast<S*>(running_mean.mutable_data()), static_cast<S*>(running_var.mutable_data()),
+                      before.mean.empty() ? nullptr : before.mean.data(),
+                      before.var.empty() ? nullptr : before.var.data(), mean, m2, channels, count, momentum);
 }
 
 std::size_t channel_count(const py::array& x, const std::vector<char>& axes) {

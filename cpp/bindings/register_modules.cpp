@@ -510,17 +510,9 @@ struct BatchNormModule {
         if (!update) return;
         std::int64_t& batches = *num_batches_tracked.data<std::int64_t>();
         ++batches;
-        RunningUpdateArgs<T> a;  // PyTorch's rule: the unbiased batch variance
-        a.mean = mean;
-        a.m2 = m2;
-        a.count = static_cast<double>(count);
-        a.momentum = momentum_arg.is_none() ? 1.0 / double(batches) : momentum;
-        a.running_mean = running_mean.data<T>();
-        a.running_var = running_var.data<T>();
-        a.old_mean = a.running_mean;
-        a.old_var = a.running_var;
-        a.channels = num_features;
-        simdnorm::update_running_stats(a);
+        const double f = momentum_arg.is_none() ? 1.0 / double(batches) : momentum;
+        update_running<T>(running_mean.data<T>(), running_var.data<T>(), nullptr, nullptr, mean, m2, num_features,
+                          count, f);
         cache_valid = false;
     }
 
