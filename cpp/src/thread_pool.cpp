@@ -107,11 +107,15 @@ public:
         // job to the workers that exist.
         Job job(task, tasks, ensure_workers(std::min(helpers, Job::kMaxShares - 1)) + 1);
         job_.store(&job);
-        {
-            std::lock_guard<std::mutex> lock(mutex_);  // pairs with the sleepers' predicate check
-            generation_.fetch_add(1);
+        generation_.fetch_add(1);
+        // Sleepers are woken under the mutex they check their predicate with; spinning helpers see
+        // the generation change by themselves. Both sides are sequentially consistent (the
+        // generation's add before the count's load here, the count's add before the generation's
+        // load in worker_loop), so a helper that goes to sleep after this load sees the new job.
+        if (sleepers_.load() != 0) {
+            { std::lock_guard<std::mutex> lock(mutex_); }
+            wake_.notify_all();
         }
-        wake_.notify_all();
         job.drain(0);
         job_.store(nullptr);
         for (int spin = 0; inside_.load() != 0; ++spin) {
@@ -146,7 +150,9 @@ private:
             }
             if (generation == seen) {
                 std::unique_lock<std::mutex> lock(mutex_);
+                sleepers_.fetch_add(1);
                 wake_.wait(lock, [&] { return stopping_.load() || generation_.load() != seen; });
+                sleepers_.fetch_sub(1);
                 if (stopping_.load()) return;
                 generation = generation_.load();
             }
@@ -157,13 +163,17 @@ private:
         }
     }
 
-    std::mutex run_mutex_;  // one parallel job at a time
-    std::mutex mutex_;      // sleeping workers only
-    std::condition_variable wake_;
-    std::vector<std::thread> workers_;
+    // Grouped by who writes them, a cache line each: spinning helpers keep reading the generation,
+    // so any other field the caller wrote in its line would cross between cores on every call (an
+    // empty 2-thread call: 0.83-0.95 us with all of them in one line, 0.56-0.58 apart).
+    alignas(64) std::atomic<std::uint64_t> generation_{0};  // the caller's, once a call
     std::atomic<Job*> job_{nullptr};
-    std::atomic<int> inside_{0};
-    std::atomic<std::uint64_t> generation_{0};
+    alignas(64) std::atomic<int> inside_{0};  // the helpers'
+    alignas(64) std::mutex run_mutex_;        // the caller's: one parallel job at a time
+    std::vector<std::thread> workers_;
+    std::mutex mutex_;  // sleeping workers only
+    std::condition_variable wake_;
+    std::atomic<int> sleepers_{0};
     std::atomic<bool> stopping_{false};
 };
 
