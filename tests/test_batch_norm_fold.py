@@ -315,3 +315,33 @@ def test_batch_norm_out_overlapping_its_per_channel_arrays(isa, rng, dtype, trai
         np.testing.assert_allclose(buffer[2:], expected[2:], **reference.tol(dtype))
     else:
         np.testing.assert_allclose(buffer, expected, **reference.tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shared", ["running_mean is a row of x", "weight is running_mean", "bias is running_var"])
+def test_batch_norm_training_running_stats_shared_with_an_input(isa, rng, dtype, threads, shared):
+    # Running statistics no input shares are updated by the statistics' tasks; shared ones after
+    # the call, so the output still comes from the inputs as they were. 256 x 768 splits the
+    # statistics by channels at 2 threads, and the far channel needs the center: the fold of every
+    # channel is redone after the tasks, reading the weight and bias again.
+    n, c = 256, 768
+    x = rng.standard_normal((n, c)).astype(dtype)
+    x[:, -1] += 100.0  # 100 std from zero
+    rm, rv, w, b = _stats(rng, c, dtype)
+    if shared == "running_mean is a row of x":
+        rm = x[3]
+    elif shared == "weight is running_mean":
+        w = rm
+    else:
+        b = rv
+    expected, erm, erv = reference.batch_norm(x.copy(), rm.copy(), rv.copy(), w.copy(), b.copy(), training=True)
+    before = simdnorm.get_num_threads()
+    simdnorm.set_num_threads(threads)
+    try:
+        got = simdnorm.batch_norm(x, rm, rv, w, b, training=True)
+    finally:
+        simdnorm.set_num_threads(before)
+    np.testing.assert_allclose(got, expected, **reference.tol(dtype))
+    np.testing.assert_allclose(rm, erm, **reference.tol(dtype))
+    np.testing.assert_allclose(rv, erv, **reference.tol(dtype))

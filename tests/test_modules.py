@@ -357,6 +357,22 @@ def test_setter_errors_change_nothing():
     _assert_same_state(before, _snapshot(m))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_training_on_a_view_of_its_own_running_mean(isa, rng, dtype):
+    # x is a read-only broadcast view of the running mean: y must come from the values before this
+    # batch's update (each column is constant, so y is the bias), and the update from the batch.
+    c = 768
+    m = simdnorm.BatchNorm(c, dtype=dtype)
+    m.running_mean = rng.standard_normal(c) * 10
+    m.bias = rng.uniform(-1, 1, c)
+    old_mean = m.running_mean.astype(np.float64)
+    x = np.broadcast_to(m.running_mean, (256, c))
+    y = m(x)
+    np.testing.assert_array_equal(y, np.broadcast_to(m.bias, (256, c)))
+    np.testing.assert_allclose(m.running_mean, old_mean, **reference.tol(dtype))  # its own mean
+    np.testing.assert_allclose(m.running_var, np.full(c, 0.9), **reference.tol(dtype))  # 0.9 * 1 + 0.1 * 0
+
+
 # ---- BatchNorm: training formulas ---------------------------------------------------------------
 
 

@@ -58,9 +58,9 @@ void run_norm(bool layer, const NormArgs<T>& args, std::size_t elements) {
     run_releasing_gil_if_large(elements, [&] { layer ? simdnorm::layer_norm(args) : simdnorm::rms_norm(args); });
 }
 
-// y = (x - center) * scale + offset per channel, through the dispatched kernel. center may be null.
+// channel_affine's arguments for y = (x - center) * scale + offset per channel. center may be null.
 template <class T>
-void apply_channel_affine(const CallLayout& call, const T* center, const T* scale, const T* offset) {
+ChannelAffineArgs<T> channel_affine_args(const CallLayout& call, const T* center, const T* scale, const T* offset) {
     ChannelAffineArgs<T> a;
     a.x = static_cast<const T*>(call.x.data());
     a.y = static_cast<T*>(py::array(call.y).mutable_data());
@@ -68,6 +68,13 @@ void apply_channel_affine(const CallLayout& call, const T* center, const T* scal
     a.scale = scale;
     a.offset = offset;
     set_layout(a, call);
+    return a;
+}
+
+// y = (x - center) * scale + offset per channel, through the dispatched kernel. center may be null.
+template <class T>
+void apply_channel_affine(const CallLayout& call, const T* center, const T* scale, const T* offset) {
+    const ChannelAffineArgs<T> a = channel_affine_args(call, center, scale, offset);
     run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::channel_affine(a); });
 }
 
@@ -98,17 +105,20 @@ void compute_batch_stats(const CallLayout& call, double* mean, double* m2) {
 // channel) and y normalized with them, then weight and bias. Channels-first inputs whose channels
 // fit in cache take the fused kernel (x read once from memory); the rest take the statistics with
 // their fold (batch_stats_folded, into ws), then the affine pass. Both fold alike; the fused kernel
-// always subtracts the center.
-template <class T>
-void batch_norm_training_forward(const CallLayout& call, const T* weight, const T* bias, double eps, double* mean,
-                                 double* m2, ChannelWorkspace& ws) {
+// always subtracts the center. With `running` (its mean, m2, count and channels are ignored), the
+// second path also updates the running statistics in the statistics' tasks; returns whether it did
+// (the caller updates them after the call otherwise). Its arrays must not overlap x, y, weight or
+// bias, and count must be above 1.
+template <class T, class S>
+bool batch_norm_training_forward(const CallLayout& call, const T* weight, const T* bias, double eps, double* mean,
+                                 double* m2, ChannelWorkspace& ws, const RunningUpdateArgs<S>* running) {
     const simdnorm::PinActiveIsa pin;  // statistics and normalization on one variant (use_isa elsewhere)
     BatchNormTrainArgs<T> a = normalize_args<BatchNormTrainArgs<T>>(call, weight, bias, eps);
     a.mean = mean;
     a.m2 = m2;
     if (simdnorm::batch_norm_train_fits(a)) {
         run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] { simdnorm::batch_norm_train(a); });
-        return;
+        return false;
     }
     const BatchStatsArgs<T> stats = batch_stats_args<T>(call, mean, m2);
     const ChannelArrays<T> folded = ws.folded_for<T>(a.mid);
@@ -119,18 +129,24 @@ void batch_norm_training_forward(const CallLayout& call, const T* weight, const 
     fold.center = folded.center;
     fold.scale = folded.scale;
     fold.offset = folded.offset;
-    bool centered = false;  // at the active variant's width, in the statistics' tasks
-    run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()),
-                               [&] { centered = simdnorm::batch_stats_folded(stats, fold); });
-    apply_channel_affine<T>(call, centered ? folded.center : nullptr, folded.scale, folded.offset);
+    ChannelAffineArgs<T> affine = channel_affine_args<T>(call, folded.center, folded.scale, folded.offset);
+    run_releasing_gil_if_large(static_cast<std::size_t>(call.x.size()), [&] {  // one release for both passes
+        const bool centered = running ? simdnorm::batch_stats_folded(stats, fold, *running)
+                                      : simdnorm::batch_stats_folded(stats, fold);  // at the active variant's width
+        if (!centered) affine.center = nullptr;
+        simdnorm::channel_affine(affine);
+    });
+    return running != nullptr;
 }
 
-// Training's running statistics of dtype S updated from the batch mean and M2 of `count` values per
-// channel (simdnorm::update_running_stats: PyTorch's rule, the unbiased variance). old_mean /
-// old_var hold their values from before the batch, or are null to read them in place.
+// The arguments of update_running_stats (or of batch_norm_training_forward's `running`) for
+// running statistics of dtype S and the batch mean and M2 of `count` values per channel, PyTorch's
+// rule (the unbiased variance). old_mean / old_var hold their values from before the batch, or are
+// null to read them in place.
 template <class S>
-void update_running(S* running_mean, S* running_var, const S* old_mean, const S* old_var, const double* mean,
-                    const double* m2, std::size_t channels, std::size_t count, double momentum) {
+RunningUpdateArgs<S> running_update_args(S* running_mean, S* running_var, const S* old_mean, const S* old_var,
+                                         const double* mean, const double* m2, std::size_t channels,
+                                         std::size_t count, double momentum) {
     RunningUpdateArgs<S> a;
     a.mean = mean;
     a.m2 = m2;
@@ -141,7 +157,7 @@ void update_running(S* running_mean, S* running_var, const S* old_mean, const S*
     a.old_mean = old_mean ? old_mean : running_mean;
     a.old_var = old_var ? old_var : running_var;
     a.channels = channels;
-    simdnorm::update_running_stats(a);
+    return a;
 }
 
 // The data pointer of an optional (possibly null) parameter array.

@@ -130,21 +130,44 @@ RunningBefore<S> running_before_output(const CallLayout& call, const py::array& 
 }
 
 // Training, running statistics of dtype S (contiguous, checked by running_array; may be absent):
-// the batch mean and M2 into the workspace and y, then the running statistics updated from them
-// (update_running).
+// the batch mean and M2 into the workspace and y, and the running statistics updated from them.
+// The statistics' tasks update them (batch_norm_training_forward) unless they share memory with an
+// array the call reads or writes; then they are updated after it, from the values they had before
+// y was written (RunningBefore), as PyTorch leaves them.
 template <class T, class S>
-void train_batch_norm(const CallLayout& call, const T* weight, const T* bias, double eps, ChannelWorkspace& ws,
-                      std::size_t channels, std::size_t count, py::array& running_mean, py::array& running_var,
-                      double momentum) {
+void train_batch_norm(const CallLayout& call, const py::array& weight, const py::array& bias, double eps,
+                      ChannelWorkspace& ws, std::size_t channels, std::size_t count, py::array& running_mean,
+                      py::array& running_var, double momentum) {
     double* const mean = ws.moments_for(2 * channels);
     double* const m2 = mean + channels;
+    const T* const w = data_or_null<T>(weight);
+    const T* const b = data_or_null<T>(bias);
+    if (!running_mean) {
+        batch_norm_training_forward<T, S>(call, w, b, eps, mean, m2, ws, nullptr);
+        finish_call(call);
+        return;
+    }
+    S* const running_mean_data = static_cast<S*>(running_mean.mutable_data());
+    S* const running_var_data = static_cast<S*>(running_var.mutable_data());
     const RunningBefore<S> before = running_before_output<S>(call, running_mean, running_var);
-    batch_norm_training_forward<T>(call, weight, bias, eps, mean, m2, ws);
+    const auto read_by_call = [&](const py::array& a) {
+        return may_share_memory(call.x, a) || (weight && may_share_memory(weight, a)) ||
+               (bias && may_share_memory(bias, a));
+    };
+    if (before.mean.empty() && !read_by_call(running_mean) && !read_by_call(running_var)) {
+        const RunningUpdateArgs<S> running = running_update_args<S>(running_mean_data, running_var_data, nullptr,
+                                                                    nullptr, mean, m2, channels, count, momentum);
+        const bool updated = batch_norm_training_forward<T, S>(call, w, b, eps, mean, m2, ws, &running);
+        finish_call(call);
+        if (!updated) simdnorm::update_running_stats(running);
+        return;
+    }
+    batch_norm_training_forward<T, S>(call, w, b, eps, mean, m2, ws, nullptr);
     finish_call(call);
-    if (!running_mean) return;
-    update_running<S>(static_cast<S*>(running_mean.mutable_data()), static_cast<S*>(running_var.mutable_data()),
-                      before.mean.empty() ? nullptr : before.mean.data(),
-                      before.var.empty() ? nullptr : before.var.data(), mean, m2, channels, count, momentum);
+    simdnorm::update_running_stats(running_update_args<S>(running_mean_data, running_var_data,
+                                                          before.mean.empty() ? nullptr : before.mean.data(),
+                                                          before.var.empty() ? nullptr : before.var.data(), mean,
+                                                          m2, channels, count, momentum));
 }
 
 std::size_t channel_count(const py::array& x, const std::vector<char>& axes) {
@@ -186,9 +209,11 @@ py::object run_batch_norm(const py::array& x, const std::vector<char>& axes, std
     }
     if (training) {
         if (running_mean && running_mean.itemsize() == 4) {
-            train_batch_norm<T, float>(call, w, b, eps, *ws, channels, count, running_mean, running_var, momentum);
+            train_batch_norm<T, float>(call, weight, bias, eps, *ws, channels, count, running_mean, running_var,
+                                       momentum);
         } else {
-            train_batch_norm<T, double>(call, w, b, eps, *ws, channels, count, running_mean, running_var, momentum);
+            train_batch_norm<T, double>(call, weight, bias, eps, *ws, channels, count, running_mean, running_var,
+                                        momentum);
         }
     } else {
         apply_channel_affine<T>(call, folded.center, folded.scale, folded.offset);

@@ -500,19 +500,32 @@ struct BatchNormModule {
         return call.result;
     }
 
+    // The running statistics are updated in the statistics' tasks (batch_norm_training_forward)
+    // unless x or y shares their memory (a read-only view of them, say), then after the call.
     template <class T>
     void batch_step(const CallLayout& call, std::size_t count, bool update) {
         WorkspaceLease ws(num_features);
         double* const mean = ws->moments_for(2 * num_features);
         double* const m2 = mean + num_features;
-        batch_norm_training_forward<T>(call, weight.data<T>(), bias.data<T>(), eps, mean, m2, *ws);
-        finish_call(call);
-        if (!update) return;
+        if (!update) {
+            batch_norm_training_forward<T, T>(call, weight.data<T>(), bias.data<T>(), eps, mean, m2, *ws, nullptr);
+            finish_call(call);
+            return;
+        }
         std::int64_t& batches = *num_batches_tracked.data<std::int64_t>();
+        const double f = momentum_arg.is_none() ? 1.0 / double(batches + 1) : momentum;
+        const RunningUpdateArgs<T> running = running_update_args<T>(running_mean.data<T>(), running_var.data<T>(),
+                                                                    nullptr, nullptr, mean, m2, num_features, count, f);
+        const auto touched = [&](const Param& p) {
+            const py::array a = p.get();
+            return may_share_memory(call.x, a) || may_share_memory(call.y, a) || may_share_memory(call.result, a);
+        };
+        const bool in_tasks = !touched(running_mean) && !touched(running_var);
+        const bool updated = batch_norm_training_forward<T, T>(call, weight.data<T>(), bias.data<T>(), eps, mean, m2,
+                                                               *ws, in_tasks ? &running : nullptr);
+        finish_call(call);
+        if (!updated) simdnorm::update_running_stats(running);
         ++batches;
-        const double f = momentum_arg.is_none() ? 1.0 / double(batches) : momentum;
-        update_running<T>(running_mean.data<T>(), running_var.data<T>(), nullptr, nullptr, mean, m2, num_features,
-                          count, f);
         cache_valid = false;
     }
 

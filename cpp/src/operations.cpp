@@ -330,14 +330,18 @@ void batch_stats(const BatchStatsArgs<T>& args) {
     compute_batch_stats(args, [](std::size_t, std::size_t) {});
 }
 
+namespace {
+
 // Each channel's fold needs only its own moments, so a task that computed whole channels folds them
 // there (BatchNorm training 256x768 channels-last at 2 threads: the fold of 768 channels, a double
 // divide and square root each, took 3-4 of ~32 us on the calling thread alone). Whether the center
 // is needed is one decision over every channel: if any task's channels need it (and that task did
 // not take them all), the whole fold runs again on the calling thread, so the bits are always those
-// of one fold_batch_moments.
-template <class T>
-bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& caller_fold) {
+// of one fold_batch_moments. update(first, count) runs after the fold of channels [first, first +
+// count), in the task that computed them, or once for every channel at the end when the moments
+// were merged after the tasks.
+template <class T, class Update>
+bool fold_batch_stats(const BatchStatsArgs<T>& stats, const FoldArgs<T>& caller_fold, const Update& update) {
     const auto fold_kernel = active_table().get<T>().fold_batch_moments;
     FoldArgs<T> fold = caller_fold;
     fold.mean = stats.mean;
@@ -359,11 +363,43 @@ bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& calle
         const bool centered = fold_kernel(part);
         if (centered) some_centered.store(true, std::memory_order_relaxed);
         if (count == fold.channels) folded_whole = true;
+        update(first, count);
     });
+    if (!folded) update(std::size_t(0), fold.channels);
     if (folded && (folded_whole || !some_centered.load(std::memory_order_relaxed))) {
         return some_centered.load(std::memory_order_relaxed);
     }
     return fold_kernel(fold);
+}
+
+}  // namespace
+
+template <class T>
+bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& fold) {
+    return fold_batch_stats(stats, fold, [](std::size_t, std::size_t) {});
+}
+
+// The running statistics of each task's channels are updated in that task too: their moments are
+// still in its cache there, while an update after the call read half of them from the other core
+// (BatchNorm training 256x768 channels-last at 2 threads, C++ loop: 20.3 -> 22.2 us with the update
+// after the call, 0.1 us at 1 thread).
+template <class T, class S>
+bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& fold, const RunningUpdateArgs<S>& running) {
+    const std::size_t count = stats.outer * stats.inner;
+    if (count <= 1) throw std::invalid_argument("batch_stats_folded: the running statistics need more than one value per channel");
+    const auto update_kernel = active_table().get<S>().update_running_stats;
+    return fold_batch_stats(stats, fold, [&](std::size_t first, std::size_t channels) {
+        RunningUpdateArgs<S> part = running;
+        part.mean = stats.mean + first;
+        part.m2 = stats.m2 + first;
+        part.count = static_cast<double>(count);
+        part.old_mean += first;
+        part.old_var += first;
+        part.running_mean += first;
+        part.running_var += first;
+        part.channels = channels;
+        update_kernel(part);
+    });
 }
 
 template <class T>
@@ -442,6 +478,10 @@ void batch_norm_train(const BatchNormTrainArgs<T>& caller_args) {
     template void batch_norm_train<T>(const BatchNormTrainArgs<T>&);    \
     template bool fold_batch_moments<T>(const FoldArgs<T>&);                \
     template bool batch_stats_folded<T>(const BatchStatsArgs<T>&, const FoldArgs<T>&); \
+    template bool batch_stats_folded<T, float>(const BatchStatsArgs<T>&, const FoldArgs<T>&,  \
+                                               const RunningUpdateArgs<float>&);               \
+    template bool batch_stats_folded<T, double>(const BatchStatsArgs<T>&, const FoldArgs<T>&, \
+                                                const RunningUpdateArgs<double>&);             \
     template void update_running_stats<T>(const RunningUpdateArgs<T>&);
 SIMDNORM_INSTANTIATE(float)
 SIMDNORM_INSTANTIATE(double)

@@ -316,6 +316,60 @@ void check_dispatched_threads(const TrainCase& c) {
     }
 }
 
+// batch_stats_folded with running statistics of dtype S against the same call without them followed
+// by update_running_stats (the reference): equal bits for the moments, the fold and the running
+// values, in place and from separate old values. want_* are the reference call's outputs.
+template <class T, class S>
+void check_folded_with_running(const Variant& v, int threads, const simdnorm::BatchStatsArgs<T>& stats,
+                               const simdnorm::FoldArgs<T>& fold_template, const std::vector<double>& want_mean,
+                               const std::vector<double>& want_m2, const std::vector<T>& want_offset) {
+    const std::size_t channels = stats.mid;
+    const double count = static_cast<double>(stats.outer * stats.inner);
+    const std::vector<S> old_mean = normal_values<S>(channels, 9706);
+    std::vector<S> old_var = normal_values<S>(channels, 9707);
+    for (S& value : old_var) value = value * value;
+    for (const bool in_place : {true, false}) {
+        INFO((in_place ? "running statistics in place" : "separate old values"));
+        std::vector<S> want_running_mean = old_mean, want_running_var = old_var;
+        simdnorm::RunningUpdateArgs<S> ref;
+        ref.mean = want_mean.data();
+        ref.m2 = want_m2.data();
+        ref.count = count;
+        ref.momentum = 0.1;
+        ref.old_mean = ref.running_mean = want_running_mean.data();
+        ref.old_var = ref.running_var = want_running_var.data();
+        ref.channels = channels;
+        run_on(v, 1, [&] { simdnorm::update_running_stats(ref); return true; });
+
+        std::vector<double> mean(channels, kUnwritten), m2(channels, kUnwritten);
+        std::vector<T> center(channels, T(kUnwritten)), scale(channels, T(kUnwritten)), offset(channels, T(kUnwritten));
+        std::vector<S> running_mean = old_mean, running_var = old_var;
+        if (!in_place) {
+            std::fill(running_mean.begin(), running_mean.end(), S(kUnwritten));
+            std::fill(running_var.begin(), running_var.end(), S(kUnwritten));
+        }
+        simdnorm::BatchStatsArgs<T> got_stats = stats;
+        got_stats.mean = mean.data();
+        got_stats.m2 = m2.data();
+        simdnorm::FoldArgs<T> fold = fold_template;
+        fold.center = center.data();
+        fold.scale = scale.data();
+        fold.offset = offset.data();
+        simdnorm::RunningUpdateArgs<S> running;  // mean, m2, count, channels left unset: taken from stats
+        running.momentum = 0.1;
+        running.old_mean = in_place ? running_mean.data() : old_mean.data();
+        running.old_var = in_place ? running_var.data() : old_var.data();
+        running.running_mean = running_mean.data();
+        running.running_var = running_var.data();
+        run_on(v, threads, [&] { return simdnorm::batch_stats_folded(got_stats, fold, running); });
+        CHECK(same_bits(mean, want_mean));
+        CHECK(same_bits(m2, want_m2));
+        CHECK(std::memcmp(offset.data(), want_offset.data(), channels * sizeof(T)) == 0);
+        CHECK(std::memcmp(running_mean.data(), want_running_mean.data(), channels * sizeof(S)) == 0);
+        CHECK(std::memcmp(running_var.data(), want_running_var.data(), channels * sizeof(S)) == 0);
+    }
+}
+
 }  // namespace
 
 TEST_SUITE("batch_norm_train") {
@@ -569,9 +623,46 @@ TEST_SUITE("batch_norm_train") {
                         CHECK(std::memcmp(center.data(), want_center.data(), sh.mid * sizeof(T)) == 0);
                         CHECK(std::memcmp(scale.data(), want_scale.data(), sh.mid * sizeof(T)) == 0);
                         CHECK(std::memcmp(offset.data(), want_offset.data(), sh.mid * sizeof(T)) == 0);
+                        if (n == 0 || layout != 0) continue;
+                        // The running statistics updated by the same tasks: both dtypes.
+                        check_folded_with_running<T, float>(v, threads, stats, fold, want_mean, want_m2, want_offset);
+                        check_folded_with_running<T, double>(v, threads, stats, fold, want_mean, want_m2, want_offset);
                     }
                 }
             }
+        }
+    }
+
+    TEST_CASE_TEMPLATE("batch_stats_folded with running statistics: one value per channel throws first", T, float,
+                       double) {
+        // A batch of one row (and an empty one) has no unbiased variance: the call throws before
+        // it reads x or writes anything.
+        StateGuard guard;
+        for (const std::size_t outer : {0, 1}) {
+            INFO("outer " << outer);
+            std::vector<T> x = normal_values<T>(outer * 300, 9708);
+            std::vector<double> mean(300, kUnwritten), m2(300, kUnwritten);
+            std::vector<T> center(300, T(kUnwritten)), scale(300, T(kUnwritten)), offset(300, T(kUnwritten));
+            std::vector<float> running_mean(300, 0.5f), running_var(300, 2.0f);
+            simdnorm::BatchStatsArgs<T> stats;
+            stats.x = x.data();
+            stats.outer = outer;
+            stats.mid = 300;
+            stats.x_outer_stride = 300;
+            stats.mean = mean.data();
+            stats.m2 = m2.data();
+            simdnorm::FoldArgs<T> fold;
+            fold.center = center.data();
+            fold.scale = scale.data();
+            fold.offset = offset.data();
+            simdnorm::RunningUpdateArgs<float> running;
+            running.old_mean = running.running_mean = running_mean.data();
+            running.old_var = running.running_var = running_var.data();
+            CHECK_THROWS_AS(simdnorm::batch_stats_folded(stats, fold, running), std::invalid_argument);
+            CHECK(std::all_of(mean.begin(), mean.end(), [](double m) { return m == kUnwritten; }));
+            CHECK(std::all_of(offset.begin(), offset.end(), [](T o) { return o == T(kUnwritten); }));
+            CHECK(std::all_of(running_mean.begin(), running_mean.end(), [](float m) { return m == 0.5f; }));
+            CHECK(std::all_of(running_var.begin(), running_var.end(), [](float m) { return m == 2.0f; }));
         }
     }
 

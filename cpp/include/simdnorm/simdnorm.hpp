@@ -37,6 +37,14 @@ template <class T> bool fold_batch_moments(const FoldArgs<T>& args);
 // its eps, weight, bias and outputs are used. Returns whether the center is needed.
 template <class T> bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& fold);
 
+// batch_stats_folded, and update_running_stats of its moments into running (S is float or double,
+// whatever T is), each channel by the task that folded it. running's mean, m2, count and channels
+// are taken from stats (its values there are ignored). Its running and old arrays must not overlap
+// x, weight, bias or fold's outputs (old may be running itself). std::invalid_argument, before
+// anything is read or written, unless stats has more than one value per channel.
+template <class T, class S>
+bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& fold, const RunningUpdateArgs<S>& running);
+
 // The running statistics' update of training BatchNorm from batch_stats' moments (kernels.hpp,
 // RunningUpdateArgs), on the calling thread. std::invalid_argument unless count > 1.
 template <class S> void update_running_stats(const RunningUpdateArgs<S>& args);
