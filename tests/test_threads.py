@@ -44,6 +44,8 @@ def _cases(rng, dtype):
     nf768 = rng.standard_normal((96, 768)).astype(dtype)
     nf1000 = rng.standard_normal((70, 1000)).astype(dtype)
     nf768_large = rng.standard_normal((400, 768)).astype(dtype)
+    # Narrow rows: 32K elements, split by their rows' fixed cost (operations.cpp, run_norm).
+    narrow = (rng.standard_normal((1024, 32)) + 5).astype(dtype)
     w768, b768 = rng.uniform(0.5, 2, 768).astype(dtype), rng.uniform(-1, 1, 768).astype(dtype)
     rm8, rv8, w8, b8 = _bn_params(rng, 8, dtype)
     rm24, rv24, w24, b24 = _bn_params(rng, 24, dtype)
@@ -70,6 +72,8 @@ def _cases(rng, dtype):
         "layer_norm_int_axis": lambda: (simdnorm.layer_norm(nchw, axis=2),),
         "layer_norm_in_place": lambda: in_place(lambda x: simdnorm.layer_norm(x, out=x), rows),
         "rms_norm_rows": lambda: (simdnorm.rms_norm(rows, w768),),
+        "layer_norm_narrow_rows": lambda: simdnorm.layer_norm(narrow, return_stats=True),
+        "rms_norm_narrow_rows": lambda: (simdnorm.rms_norm(narrow),),
         "rms_norm_channels_first": lambda: (simdnorm.rms_norm(nchw, w8, axis=(1,)),),
         "rms_norm_single_sample_columns": lambda: (simdnorm.rms_norm(single, axis=(1,)),),
         "batch_norm_train_nchw": lambda: bn_train(nchw, rm8, rv8, w8, b8, 1),

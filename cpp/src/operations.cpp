@@ -36,6 +36,12 @@ constexpr std::size_t kMinParallelChannelsLastElements = std::size_t(1) << 17;
 // pay a read-for-ownership. Swept 4-64 MiB of output (bench/README.md, Tuning log): streaming wins
 // from 16 MiB at 1 and 2 threads, 8 MiB is a tie, below it loses.
 constexpr std::size_t kStreamOutputBytes = std::size_t(16) << 20;
+// A LayerNorm / RMSNorm row's fixed cost in elements' worth of time (run_norm): narrow rows cost
+// about the same per row whatever their width (1 thread, float32, AVX-512: LayerNorm ~17-24 ns a
+// row up to 64 wide, against ~0.13 ns an element of 768-wide rows; RMSNorm ~6-12 ns, ~0.11 ns), so
+// 1024x32 (32K elements) was 20 us of work that stayed on one thread.
+constexpr std::size_t kLayerNormRowOverhead = 128;
+constexpr std::size_t kRmsNormRowOverhead = 64;
 // Rows at least this long are split across threads: statistics per piece of kStatsPiece elements
 // (in parallel), merged in order, then the normalization in parallel. Fixed by the shape, so the
 // bits do not depend on the thread count.
@@ -197,9 +203,12 @@ void run_norm(NormArgs<T> args, void (*kernel)(const NormArgs<T>&) noexcept, boo
         });
         return;
     }
-    const std::size_t per_outer = max_size(args.mid * args.inner, 1);
+    // A row costs its elements plus a fixed chain (pivot, sums, horizontal reductions, inverse
+    // square root), counted as that many more elements when sizing and splitting the work.
+    const std::size_t row_overhead = args.inner == 1 ? (layer ? kLayerNormRowOverhead : kRmsNormRowOverhead) : 0;
+    const std::size_t per_outer = max_size(args.mid * args.inner, 1) + row_overhead;
     const std::size_t chunk = max_size(1, kTaskElements / per_outer);
-    run_balanced(args.outer, chunk, total, [&](std::size_t first, std::size_t count) {
+    run_balanced(args.outer, chunk, args.outer * per_outer, [&](std::size_t first, std::size_t count) {
         NormArgs<T> part = args;
         part.x += static_cast<std::ptrdiff_t>(first) * args.x_outer_stride;
         part.y += static_cast<std::ptrdiff_t>(first) * args.y_outer_stride;
