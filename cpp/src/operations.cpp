@@ -411,6 +411,42 @@ bool batch_stats_folded(const BatchStatsArgs<T>& stats, const FoldArgs<T>& fold,
     });
 }
 
+// Channels-first runs shorter than a cache line cost a broadcast and a partial vector each
+// (BatchNorm eval 128x64x2x2, 32K elements: 11.7 us, 0.36 ns an element). When each sample's runs
+// are adjacent (one block of mid * inner elements), the center, scale and offset are spread over
+// such a block once, into `spread`, and args becomes channels-last rows of that many columns: each
+// element's operations are the same, so are the bits. Blocks up to kSpreadMaxElements (48 KiB of
+// float32 values in all), and two samples or more: spreading costs about as much as one sample's
+// runs (1 thread, us, before / after: 128x64x2x2 13.9 / 4.4, 64x100x5 10.8 / 6.7, 16x256x7 7.4 /
+// 4.2, 2x512x3 1.9 / 1.5; 1x1024x4 2.2 / 3.6 if spread). Returns whether it did.
+constexpr std::size_t kSpreadMaxElements = 4096;
+template <class T>
+bool spread_short_runs(ChannelAffineArgs<T>& args, std::vector<T>& spread) {
+    const std::size_t n = args.mid * args.inner;
+    const auto run = static_cast<std::ptrdiff_t>(args.inner);
+    if (args.outer < 2 || args.inner <= 1 || args.inner * sizeof(T) >= 64 || n > kSpreadMaxElements ||
+        args.x_mid_stride != run || args.y_mid_stride != run) {
+        return false;
+    }
+    const bool centered = args.center != nullptr;
+    spread.resize((centered ? 3 : 2) * n);
+    T* const scale = spread.data();
+    T* const offset = scale + n;
+    T* const center = centered ? offset + n : nullptr;
+    for (std::size_t c = 0; c < args.mid; ++c) {
+        std::fill_n(scale + c * args.inner, args.inner, args.scale[c]);
+        std::fill_n(offset + c * args.inner, args.inner, args.offset[c]);
+        if (centered) std::fill_n(center + c * args.inner, args.inner, args.center[c]);
+    }
+    args.center = center;
+    args.scale = scale;
+    args.offset = offset;
+    args.mid = n;
+    args.inner = 1;
+    args.x_mid_stride = args.y_mid_stride = 1;
+    return true;
+}
+
 template <class T>
 void channel_affine(const ChannelAffineArgs<T>& caller_args) {
     const std::size_t total = caller_args.outer * caller_args.mid * caller_args.inner;
@@ -418,6 +454,8 @@ void channel_affine(const ChannelAffineArgs<T>& caller_args) {
     ChannelAffineArgs<T> args = caller_args;
     args.stream_output = total * sizeof(T) >= stream_output_bytes();
     const auto kernel = active_table().get<T>().channel_affine;
+    thread_local std::vector<T> spread;  // the per-channel values over one sample (spread_short_runs)
+    spread_short_runs(args, spread);
     if (args.outer == 1 && args.inner > 1) {  // one sample, channels-first: split channels
         run_chunked(args.mid, max_size(1, kTaskElements / args.inner), total, [&](std::size_t first, std::size_t count) {
             ChannelAffineArgs<T> part = args;

@@ -1,6 +1,7 @@
 // Per-channel affine map y = (x - center) * scale + offset: every variant vs scalar and the
 // float64 reference, channels-last (inner == 1) and channels-first (inner > 1), with and without
 // center, strided, reversed and in place.
+#include <cstring>
 #include <sstream>
 
 #include "support.hpp"
@@ -86,6 +87,62 @@ std::vector<std::vector<double>> check_channel_affine(const AffineCase& c, std::
         outputs.push_back(y);
     }
     return outputs;
+}
+
+// The dispatched call on channels-first x against the variant's kernel called directly: short runs
+// that lie back to back within each sample are spread over it and mapped as channels-last rows
+// (operations.cpp, spread_short_runs), and the bits must be the kernel's run by run. In place too.
+template <class T>
+void check_dispatched_channels_first(const AffineCase& c, int threads, std::uint64_t seed) {
+    std::ostringstream context;
+    context << type_name<T>() << " outer=" << c.outer << " mid=" << c.mid << " inner=" << c.inner
+            << " mid_pad=" << c.mid_pad << " outer_pad=" << c.outer_pad << (c.reversed ? " reversed" : "")
+            << (c.centered ? " centered" : "") << " threads=" << threads;
+    INFO(context.str());
+    const std::size_t n = c.outer * c.mid * c.inner;
+    const std::vector<T> values = normal_values<T>(n, seed, 2.0, 1.0);
+    const std::vector<T> center = normal_values<T>(c.mid, seed + 1, 2.0, 0.1);
+    const std::vector<T> scale = normal_values<T>(c.mid, seed + 2, 1.0, 0.5);
+    const std::vector<T> offset = normal_values<T>(c.mid, seed + 3, 0.0, 1.0);
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    StateGuard guard;
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        std::vector<double> want;
+        for (const int mode : {0, 1, 2}) {  // the kernel; the dispatched call; the dispatched call in place
+            Strided<T> x = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed, nan);
+            fill_view(x, values);
+            Strided<T> y = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed, T(kUnwritten));
+            const bool in_place = mode == 2;
+            ChannelAffineArgs<T> a;
+            a.x = x.base;
+            a.y = in_place ? x.base : y.base;
+            a.center = c.centered ? center.data() : nullptr;
+            a.scale = scale.data();
+            a.offset = offset.data();
+            a.outer = c.outer;
+            a.mid = c.mid;
+            a.inner = c.inner;
+            a.x_outer_stride = x.outer_stride;
+            a.x_mid_stride = x.mid_stride;
+            a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
+            a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
+            if (mode == 0) {
+                v.get<T>().channel_affine(a);
+            } else {
+                run_on(v, threads, [&] { simdnorm::channel_affine(a); return true; });
+            }
+            CHECK_MESSAGE(touched_gaps(x, nan) == 0, "wrote into x's gaps");
+            if (!in_place) CHECK_MESSAGE(touched_gaps(y, T(kUnwritten)) == 0, "wrote outside y's view");
+            const std::vector<double> got = in_place ? gather(x) : gather(y);
+            if (mode == 0) {
+                want = got;
+            } else {
+                CHECK_MESSAGE(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0,
+                              (in_place ? "in place" : "out of place") << ": bits differ from the kernel's");
+            }
+        }
+    }
 }
 
 }  // namespace
@@ -186,6 +243,23 @@ TEST_SUITE("channel_affine") {
                     }
                 }
             }
+        }
+    }
+
+    TEST_CASE_TEMPLATE("channels-first short runs: the dispatched call gives the kernel's bits", T, float, double) {
+        // Runs shorter than a cache line spread over each sample (back to back, two samples or
+        // more), and the cases that keep the runs: a gap between runs, one sample, long runs.
+        std::uint64_t seed = 9000;
+        for (bool centered : {false, true}) {
+            for (std::size_t inner = 2; inner * sizeof(T) < 64; ++inner) {
+                check_dispatched_channels_first<T>({5, 37, inner, 0, 0, false, centered}, 1, ++seed);
+                check_dispatched_channels_first<T>({4, 9, inner, 0, 3, inner % 2 == 0, centered}, 1, ++seed);
+            }
+            check_dispatched_channels_first<T>({3, 9, 4, 1, 0, false, centered}, 1, ++seed);     // gaps: runs kept
+            check_dispatched_channels_first<T>({1, 300, 3, 0, 0, false, centered}, 1, ++seed);   // one sample
+            check_dispatched_channels_first<T>({3, 5, 40, 0, 0, false, centered}, 1, ++seed);    // long runs
+            check_dispatched_channels_first<T>({2, 1025, 4, 0, 0, false, centered}, 1, ++seed);  // past the spread
+            check_dispatched_channels_first<T>({200, 64, 4, 0, 0, true, centered}, 2, ++seed);  // split by rows
         }
     }
 
