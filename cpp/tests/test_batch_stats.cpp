@@ -24,6 +24,9 @@ struct StatsCase {
     bool reversed = false;
     double offset = 0.0;
     bool constant = false;
+    // Through the dispatched simdnorm::batch_stats (its routing by shape, operations.cpp), at 1 and
+    // 2 threads with equal bits, instead of each variant's kernel.
+    bool dispatched = false;
 };
 
 template <class T>
@@ -72,7 +75,17 @@ void check_batch_stats(const StatsCase& c, std::uint64_t seed) {
         a.x_mid_stride = x.mid_stride;
         a.mean = mean.data();
         a.m2 = m2.data();
-        v.get<T>().batch_stats(a);
+        if (c.dispatched) {
+            run_on(v, 1, [&] { simdnorm::batch_stats(a); return true; });
+            std::vector<double> mean2(c.mid + 1, kUnwritten), m22(c.mid + 1, kUnwritten);
+            a.mean = mean2.data();
+            a.m2 = m22.data();
+            run_on(v, 2, [&] { simdnorm::batch_stats(a); return true; });
+            CHECK_MESSAGE(std::memcmp(mean.data(), mean2.data(), mean.size() * sizeof(double)) == 0, "mean at 2 threads");
+            CHECK_MESSAGE(std::memcmp(m2.data(), m22.data(), m2.size() * sizeof(double)) == 0, "m2 at 2 threads");
+        } else {
+            v.get<T>().batch_stats(a);
+        }
         CHECK_MESSAGE(mean.back() == kUnwritten, "wrote past mean");
         CHECK_MESSAGE(m2.back() == kUnwritten, "wrote past m2");
         mean.pop_back();
@@ -210,6 +223,51 @@ void check_placement_independent(std::size_t outer, std::size_t mid, std::size_t
     }
 }
 
+// Channels-first statistics of short runs taken by columns (operations.cpp, stats_by_columns): a
+// NaN or infinity stays in its channel, whose moments are NumPy's (NaN; +inf and a NaN spread;
+// NaN for +inf and -inf), and every other channel keeps the bits it has without it.
+template <class T>
+void check_short_runs_nonfinite(std::size_t outer, std::size_t mid, std::size_t inner, std::uint64_t seed) {
+    INFO(type_name<T>() << " outer=" << outer << " mid=" << mid << " inner=" << inner);
+    const std::size_t n = outer * mid * inner;
+    const std::vector<T> clean = normal_values<T>(n, seed, 1.0, 1.0);
+    const T inf = std::numeric_limits<T>::infinity();
+    StateGuard guard;
+    auto stats = [&](const std::vector<T>& x, std::vector<double>& mean, std::vector<double>& m2) {
+        mean.assign(mid, kUnwritten);
+        m2.assign(mid, kUnwritten);
+        BatchStatsArgs<T> a;
+        a.x = x.data();
+        a.outer = outer;
+        a.mid = mid;
+        a.inner = inner;
+        a.x_outer_stride = static_cast<std::ptrdiff_t>(mid * inner);
+        a.x_mid_stride = static_cast<std::ptrdiff_t>(inner);
+        a.mean = mean.data();
+        a.m2 = m2.data();
+        simdnorm::batch_stats(a);
+    };
+    for (const Variant& v : runnable_variants()) {
+        INFO("variant " << std::string(v.name()));
+        std::vector<double> want_mean, want_m2;
+        run_on(v, 2, [&] { stats(clean, want_mean, want_m2); return true; });
+        for (int special : {1, 2, 3}) {
+            INFO("special " << special);
+            std::vector<T> x = clean;
+            x[inner] = special == 1 ? std::numeric_limits<T>::quiet_NaN() : inf;  // channel 1, sample 0
+            if (special == 3) x[(outer - 1) * mid * inner + 2 * inner - 1] = -inf;  // channel 1, last sample
+            std::vector<double> mean, m2;
+            run_on(v, 2, [&] { stats(x, mean, m2); return true; });
+            CHECK((special == 2 ? mean[1] == double(inf) : std::isnan(mean[1])));
+            CHECK(std::isnan(m2[1]));
+            mean[1] = want_mean[1];
+            m2[1] = want_m2[1];
+            CHECK(std::memcmp(mean.data(), want_mean.data(), mid * sizeof(double)) == 0);
+            CHECK(std::memcmp(m2.data(), want_m2.data(), mid * sizeof(double)) == 0);
+        }
+    }
+}
+
 }  // namespace
 
 TEST_SUITE("batch_stats") {
@@ -263,6 +321,41 @@ TEST_SUITE("batch_stats") {
         for (const auto& shape : shapes) check_placement_independent<T>(shape[0], shape[1], shape[2], ++seed);
         const std::size_t strips_outer = sizeof(T) == sizeof(float) ? 2100 : 1100;
         check_placement_independent<T>(strips_outer, 130, 14, ++seed);  // beyond 1 MiB: strips
+    }
+
+    TEST_CASE_TEMPLATE("channels-first short runs: by columns through the dispatched call", T, float, double) {
+        // Runs shorter than a cache line, 16 samples or more: the samples' columns, merged per
+        // channel. Against the float64 reference at 1 and 2 threads (equal bits), with a large
+        // offset and constant channels; and the shapes around the rule (gaps between runs, 15
+        // samples, long runs, too many columns) through the same call.
+        std::uint64_t seed = 2900;
+        for (std::size_t inner = 2; inner * sizeof(T) < 64; ++inner) {
+            check_batch_stats<T>({16, 37, inner, 0, 0, false, 0.0, false, true}, ++seed);
+            check_batch_stats<T>({300, 21, inner, 0, 5, inner % 2 == 0, 0.0, false, true}, ++seed);
+        }
+        check_batch_stats<T>({2100, 64, 2, 0, 0, false, 0.0, false, true}, ++seed);  // split by columns
+        check_batch_stats<T>({64, 40, 3, 0, 0, false, 1e6, false, true}, ++seed);
+        check_batch_stats<T>({64, 40, 3, 0, 0, false, 3.5, true, true}, ++seed);
+        check_batch_stats<T>({64, 40, 3, 1, 0, false, 0.0, false, true}, ++seed);   // gaps: run by run
+        check_batch_stats<T>({15, 40, 3, 0, 0, false, 0.0, false, true}, ++seed);   // too few samples
+        check_batch_stats<T>({64, 9, 40, 0, 0, false, 0.0, false, true}, ++seed);   // long runs
+        check_batch_stats<T>({20, 2100, 4, 0, 0, false, 0.0, false, true}, ++seed);  // too many columns
+        check_short_runs_nonfinite<T>(40, 9, 3, ++seed);
+    }
+
+    TEST_CASE_TEMPLATE("batch_norm_train_fits: not for short runs taken by columns", T, float, double) {
+        BatchNormTrainArgs<T> a;
+        a.outer = 64;
+        a.mid = 100;
+        a.inner = 5;
+        a.x_mid_stride = 5;
+        CHECK_FALSE(simdnorm::batch_norm_train_fits(a));
+        a.outer = 8;  // few samples: run by run, fused
+        CHECK(simdnorm::batch_norm_train_fits(a));
+        a.outer = 64;
+        a.inner = 64;
+        a.x_mid_stride = 64;  // long runs: fused
+        CHECK(simdnorm::batch_norm_train_fits(a));
     }
 
     TEST_CASE_TEMPLATE("channels-last from 1 MiB: strips of rows", T, float, double) {

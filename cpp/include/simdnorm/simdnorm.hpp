@@ -15,15 +15,18 @@ namespace simdnorm {
 template <class T> void layer_norm(const NormArgs<T>& args);
 template <class T> void rms_norm(const NormArgs<T>& args);
 
-// Statistics of the whole input: mean and M2 per channel, count = outer * inner.
+// Statistics of the whole input: mean and M2 per channel, count = outer * inner. Channels-first
+// runs shorter than a cache line, back to back within 16 samples or more, are taken as the
+// samples' columns and merged per channel (faster by 2-9x; other bits than run by run).
 template <class T> void batch_stats(const BatchStatsArgs<T>& args);
 
 template <class T> void channel_affine(const ChannelAffineArgs<T>& args);
 
 // Training-mode BatchNorm forward, statistics and normalization in one read of x (kernels.hpp,
-// BatchNormTrainArgs), for channels-first input whose channels each fit in the per-core cache:
-// batch_norm_train_fits says whether a shape qualifies; otherwise use batch_stats_folded +
-// channel_affine.
+// BatchNormTrainArgs), for channels-first input whose channels each fit in the per-core cache and
+// whose runs are not ones batch_stats takes by columns (runs shorter than a cache line, back to
+// back, in 16 samples or more): batch_norm_train_fits says whether a shape qualifies; otherwise use
+// batch_stats_folded + channel_affine.
 template <class T> bool batch_norm_train_fits(const BatchNormTrainArgs<T>& args) noexcept;
 template <class T> void batch_norm_train(const BatchNormTrainArgs<T>& args);
 
