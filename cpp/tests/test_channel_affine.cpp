@@ -1,6 +1,7 @@
 // Per-channel affine map y = (x - center) * scale + offset: every variant vs scalar and the
 // float64 reference, channels-last (inner == 1) and channels-first (inner > 1), with and without
 // center, strided, reversed and in place.
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -176,6 +177,40 @@ TEST_SUITE("channel_affine") {
                         c.stream = stream;
                         check_channel_affine<T>(c, ++seed);
                     }
+                }
+            }
+        }
+    }
+
+    // Cached channels-last rows a part of a cache line apart whose x and y pass 36 KiB go one at a
+    // time, each stored from its own vector boundary (rows_may_share_passes): every start of x and
+    // y within a vector, reversed, in place; the bits must be those of the rows in pairs (within L1).
+    TEST_CASE_TEMPLATE("channels-last rows a part of a line apart, one at a time", T, float, double) {
+        std::uint64_t seed = 8300;
+        for (bool centered : {false, true}) {
+            for (std::size_t mid : {std::size_t(1000), std::size_t(1003)}) {
+                ++seed;
+                std::vector<std::vector<double>> first;
+                for (std::size_t x_lead : {std::size_t(0), std::size_t(1), std::size_t(5)}) {
+                    for (std::size_t y_lead : {x_lead, std::size_t(3)}) {
+                        AffineCase c{12, mid, 1, 0, 0, x_lead == 5, centered};
+                        c.y_like_x = true;  // both strides mid: a part of a line for both
+                        c.x_lead = x_lead;
+                        c.y_lead = y_lead;
+                        const auto outputs = check_channel_affine<T>(c, seed);
+                        if (first.empty()) {
+                            first = outputs;
+                        } else if (!c.reversed) {
+                            CHECK_MESSAGE(outputs == first, "bits depend on placement (x_lead " << x_lead << ")");
+                        }
+                    }
+                }
+                // The same rows within L1 (two of them): pairs, the same values for the first rows.
+                AffineCase small{2, mid, 1, 0, 0, false, centered};
+                small.y_like_x = true;
+                const auto pairs = check_channel_affine<T>(small, seed);
+                for (std::size_t k = 0; k < pairs.size(); ++k) {
+                    CHECK(std::equal(pairs[k].begin(), pairs[k].end(), first[k].begin()));
                 }
             }
         }

@@ -339,8 +339,8 @@ SIMDNORM_ALWAYS_INLINE void layer_norm_write_group(const NormArgs<T>& a, std::si
 // 0.99-1.01) and keep their groups; so do batches within L1, where the groups still won (one row at
 // a time 4x1000 1.08, 4x1100 1.13; 5x1000, 40,000 bytes of x and y, 0.96). Tuning log 34.
 constexpr std::size_t kRowGroupsAnyPhaseBytes = std::size_t(36) << 10;  // x and y
-template <class T>
-bool rows_may_share_passes(const NormArgs<T>& a) {
+template <class T, template <class> class Args>
+bool rows_may_share_passes(const Args<T>& a) {
     constexpr std::ptrdiff_t kLine = 64;
     const auto line_multiple = [](std::ptrdiff_t stride) { return (stride * std::ptrdiff_t(sizeof(T))) % kLine == 0; };
     return (line_multiple(a.x_outer_stride) && line_multiple(a.y_outer_stride)) ||
@@ -809,6 +809,11 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         const T* const center_row = a.center;
         const T* const scale_row = a.scale;
         const T* const offset_row = a.offset;
+        // Rows a part of a line apart beyond L1 go one at a time, each stored from its own vector
+        // boundary, as LayerNorm's (rows_may_share_passes): the pairs' stores split lines in most
+        // rows. C++ loop, AVX-512, B/A: 64x500 0.58, 64x516 0.54, 16x1000 0.67; in L1 the pairs
+        // still won (8x100 1.45 one at a time).
+        const bool rows_share_passes = rows_may_share_passes(a);
         for (std::size_t o = 0; o < a.outer; ++o) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
             T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
@@ -821,6 +826,13 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
                     const V xv =
                         Centered ? load_partial(x + i, n) - load_partial(center_row + i, n) : load_partial(x + i, n);
                     return mul_add(xv, load_partial(scale_row + i, n), load_partial(offset_row + i, n));
+                });
+                continue;
+            }
+            if (!rows_share_passes) {
+                for_aligned_vectors<T>(store_head(y, a.mid), a.mid, [&](std::size_t i, std::size_t n) {
+                    const V xv = Centered ? load_part(x + i, n) - load_part(center_row + i, n) : load_part(x + i, n);
+                    store_part(y + i, mul_add(xv, load_part(scale_row + i, n), load_part(offset_row + i, n)), n);
                 });
                 continue;
             }
