@@ -814,6 +814,13 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
         // rows. C++ loop, AVX-512, B/A: 64x500 0.58, 64x516 0.54, 16x1000 0.67; in L1 the pairs
         // still won (8x100 1.45 one at a time).
         const bool rows_share_passes = rows_may_share_passes(a);
+        // One cached row, its vectors from `row_head` on (the row's own or every row's boundary).
+        const auto write_row = [&](const T* x, T* y, std::size_t row_head) {
+            for_aligned_vectors<T>(row_head, a.mid, [&](std::size_t i, std::size_t n) {
+                const V xv = Centered ? load_part(x + i, n) - load_part(center_row + i, n) : load_part(x + i, n);
+                store_part(y + i, mul_add(xv, load_part(scale_row + i, n), load_part(offset_row + i, n)), n);
+            });
+        };
         for (std::size_t o = 0; o < a.outer; ++o) {
             const T* x = a.x + static_cast<std::ptrdiff_t>(o) * a.x_outer_stride;
             T* y = a.y + static_cast<std::ptrdiff_t>(o) * a.y_outer_stride;
@@ -830,10 +837,7 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
                 continue;
             }
             if (!rows_share_passes) {
-                for_aligned_vectors<T>(store_head(y, a.mid), a.mid, [&](std::size_t i, std::size_t n) {
-                    const V xv = Centered ? load_part(x + i, n) - load_part(center_row + i, n) : load_part(x + i, n);
-                    store_part(y + i, mul_add(xv, load_part(scale_row + i, n), load_part(offset_row + i, n)), n);
-                });
+                write_row(x, y, store_head(y, a.mid));
                 continue;
             }
             if (o + 1 < a.outer) {  // two rows per pass: each scale / offset vector loaded once for both
@@ -851,10 +855,7 @@ void channel_affine_impl(const ChannelAffineArgs<T>& a) {
                 ++o;
                 continue;
             }
-            for_aligned_vectors<T>(head, a.mid, [&](std::size_t i, std::size_t n) {
-                const V xv = Centered ? load_part(x + i, n) - load_part(center_row + i, n) : load_part(x + i, n);
-                store_part(y + i, mul_add(xv, load_part(scale_row + i, n), load_part(offset_row + i, n)), n);
-            });
+            write_row(x, y, head);
         }
         return;
     }
