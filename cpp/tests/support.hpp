@@ -186,6 +186,21 @@ Strided<T> make_strided(std::size_t outer, std::size_t mid, std::size_t inner, s
     return s;
 }
 
+// The x / y pointers, shape and strides of an args struct that maps view x into view y (or into x
+// itself, in place): ChannelAffineArgs, BatchNormTrainArgs and the like.
+template <class Args, class T>
+void set_views(Args& a, Strided<T>& x, Strided<T>& y, bool in_place) {
+    a.x = x.base;
+    a.y = in_place ? x.base : y.base;
+    a.outer = x.outer;
+    a.mid = x.mid;
+    a.inner = x.inner;
+    a.x_outer_stride = x.outer_stride;
+    a.x_mid_stride = x.mid_stride;
+    a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
+    a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
+}
+
 // Fills the view's elements (in (o, m, i) order) from `values`.
 template <class T>
 void fill_view(Strided<T>& s, const std::vector<T>& values) {

@@ -86,17 +86,9 @@ Outputs run_fused(const Variant& v, const Inputs<T>& in, bool in_place, bool str
     r.mean.assign(c.mid + 1, kUnwritten);
     r.m2.assign(c.mid + 1, kUnwritten);
     BatchNormTrainArgs<T> a;
-    a.x = x.base;
-    a.y = in_place ? x.base : y.base;
+    set_views(a, x, y, in_place);
     a.weight = in.w();
     a.bias = in.b();
-    a.outer = c.outer;
-    a.mid = c.mid;
-    a.inner = c.inner;
-    a.x_outer_stride = x.outer_stride;
-    a.x_mid_stride = x.mid_stride;
-    a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
-    a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
     a.eps = c.eps;
     a.mean = r.mean.data();
     a.m2 = r.m2.data();

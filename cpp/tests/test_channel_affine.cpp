@@ -55,18 +55,10 @@ std::vector<std::vector<double>> check_channel_affine(const AffineCase& c, std::
         Strided<T> y = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad + 2 * extra, c.outer_pad + extra, c.reversed,
                                        T(kUnwritten), c.y_lead);
         ChannelAffineArgs<T> a;
-        a.x = x.base;
-        a.y = in_place ? x.base : y.base;
+        set_views(a, x, y, in_place);
         a.center = c.centered ? center.data() : nullptr;
         a.scale = scale.data();
         a.offset = offset.data();
-        a.outer = c.outer;
-        a.mid = c.mid;
-        a.inner = c.inner;
-        a.x_outer_stride = x.outer_stride;
-        a.x_mid_stride = x.mid_stride;
-        a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
-        a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
         a.stream_output = c.stream;
         v.get<T>().channel_affine(a);
         CHECK_MESSAGE(touched_gaps(x, nan) == 0, "wrote into x's gaps");
@@ -116,18 +108,10 @@ void check_dispatched_channels_first(const AffineCase& c, int threads, std::uint
             Strided<T> y = make_strided<T>(c.outer, c.mid, c.inner, c.mid_pad, c.outer_pad, c.reversed, T(kUnwritten));
             const bool in_place = mode == 2;
             ChannelAffineArgs<T> a;
-            a.x = x.base;
-            a.y = in_place ? x.base : y.base;
+            set_views(a, x, y, in_place);
             a.center = c.centered ? center.data() : nullptr;
             a.scale = scale.data();
             a.offset = offset.data();
-            a.outer = c.outer;
-            a.mid = c.mid;
-            a.inner = c.inner;
-            a.x_outer_stride = x.outer_stride;
-            a.x_mid_stride = x.mid_stride;
-            a.y_outer_stride = in_place ? x.outer_stride : y.outer_stride;
-            a.y_mid_stride = in_place ? x.mid_stride : y.mid_stride;
             if (mode == 0) {
                 v.get<T>().channel_affine(a);
             } else {
